@@ -1,0 +1,85 @@
+"""Platform configuration shared by the server and every CLI command.
+
+One source of truth so that an operator's command acts on the running platform's data: defaults point at
+``./var`` (SQLite file + blob folder); a TOML file (``ESANTE_CONFIG`` or ``./esante.toml``) and ``ESANTE_*``
+environment variables override them, in that order of increasing precedence.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+_ENV_PREFIX = "ESANTE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the platform; see README "Configuration" for the matching env vars."""
+
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty → sqlite file under var_dir
+    blob_dir: Path | None = None  # empty → var_dir/blobs
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""  # public base URL; empty → derived from the request
+    max_body_bytes: int = 20 * 1024 * 1024
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    max_bundle_entries: int = 10_000
+    db_pool_size: int = 10
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'esante.sqlite3').resolve()}"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.var_dir / "blobs"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a raw env/TOML value into the type of the Settings field called ``name``."""
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    text = str(kind)
+    if "int" in text and not isinstance(raw, int):
+        return int(raw)
+    if "Path" in text:
+        return Path(raw) if raw not in ("", None) else None
+    return raw
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults < config file < environment < explicit overrides (CLI flags)."""
+    settings = Settings()
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    path = Path(config_file) if config_file else None
+    if path is None and os.environ.get(_ENV_PREFIX + "CONFIG"):
+        path = Path(os.environ[_ENV_PREFIX + "CONFIG"])
+    if path is None and Path("esante.toml").exists():
+        path = Path("esante.toml")
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if path is not None:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+        for key, value in data.items():
+            (values if key in known else extra)[key] = value
+    for key in known:
+        env_value = os.environ.get(_ENV_PREFIX + key.upper())
+        if env_value is not None:
+            values[key] = env_value
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+    coerced = {key: _coerce(key, value) for key, value in values.items()}
+    if "var_dir" in coerced and coerced["var_dir"] is None:
+        del coerced["var_dir"]
+    return replace(settings, extra=extra, **coerced)

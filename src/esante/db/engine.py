@@ -1,0 +1,281 @@
+"""A thin async database adapter: asyncpg for PostgreSQL, stdlib sqlite3 for the embedded default.
+
+Why not SQLAlchemy's async engine at run time: the hot read path is one indexed SELECT returning stored JSON
+bytes, and asyncpg used directly costs a fraction of the per-query overhead (measured in bench/). SQLAlchemy Core
+still defines the schema (db/schema.py) and drives Alembic migrations.
+
+SQL is written once with ``?`` placeholders and translated to ``$n`` for asyncpg (cached). Statements use only
+SQL understood by both engines; the :class:`Dialect` carries the few differences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the engines, in one place."""
+
+    name: str  # "postgresql" | "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.name == "postgresql"
+
+    def like_escape(self, text: str) -> str:
+        """Escape LIKE wildcards in user text (we always pass ESCAPE '\\')."""
+        return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Connection(Protocol):
+    """One connection inside a transaction (or a read snapshot)."""
+
+    dialect: Dialect
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class IntegrityViolation(Exception):
+    """A unique-constraint violation: a concurrent writer won the race."""
+
+
+class SerializationFailure(Exception):
+    """The database aborted the transaction because of a concurrent update."""
+
+
+@lru_cache(maxsize=4096)
+def to_dollar_params(sql: str) -> str:
+    """Rewrite ``?`` placeholders into asyncpg's ``$1, $2, ...`` (our SQL never holds a literal ``?``)."""
+    counter = iter(range(1, 1_000_000))
+    return re.sub(r"\?", lambda _m: f"${next(counter)}", sql)
+
+
+class Database:
+    """Abstract database: a write transaction, a read connection and lifecycle."""
+
+    dialect: Dialect
+    url: str
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> Any:
+        """``async with db.transaction() as conn``: all-or-nothing write unit."""
+        raise NotImplementedError
+
+    def read(self) -> Any:
+        """``async with db.read() as conn``: a consistent read."""
+        raise NotImplementedError
+
+
+class _PgConnection:
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self._raw = raw
+        self.dialect = dialect
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return [tuple(r) for r in await self._raw.fetch(to_dollar_params(sql), *params)]
+        except Exception as exc:  # noqa: BLE001 - translated to our taxonomy
+            raise _translate_pg(exc) from exc
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        try:
+            row = await self._raw.fetchrow(to_dollar_params(sql), *params)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate_pg(exc) from exc
+        return tuple(row) if row is not None else None
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return await self._raw.fetchval(to_dollar_params(sql), *params)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate_pg(exc) from exc
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            status = await self._raw.execute(to_dollar_params(sql), *params)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate_pg(exc) from exc
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            await self._raw.executemany(to_dollar_params(sql), rows)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate_pg(exc) from exc
+
+
+def _translate_pg(exc: Exception) -> Exception:
+    import asyncpg
+
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return IntegrityViolation(str(exc))
+    if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
+        return SerializationFailure(str(exc))
+    return exc
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through an asyncpg pool."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.dialect = Dialect("postgresql")
+        self._pool_size = pool_size
+        self._pool: Any = None
+
+    async def connect(self) -> None:
+        import asyncpg
+
+        dsn = self.url.replace("postgresql+asyncpg://", "postgresql://").replace(
+            "postgresql+psycopg://", "postgresql://"
+        )
+        self._pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=self._pool_size, statement_cache_size=512
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._pool.acquire() as raw, raw.transaction():
+            yield _PgConnection(raw, self.dialect)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        async with self._pool.acquire() as raw:
+            yield _PgConnection(raw, self.dialect)
+
+
+class _SqliteConnection:
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self._raw = raw
+        self.dialect = dialect
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._raw.execute(sql, tuple(params)).fetchall()
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._raw.execute(sql, tuple(params)).fetchone()
+        return row
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._raw.execute(sql, tuple(params)).fetchone()
+        return row[0] if row else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self._raw.execute(sql, tuple(params)).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            self._raw.executemany(sql, [tuple(r) for r in rows])
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+
+class SqliteDatabase(Database):
+    """The embedded default: one sqlite3 connection in WAL mode, transactions serialised by an asyncio lock.
+
+    Statements run on the event loop thread: on a local file they take microseconds, less than a thread hop.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = Dialect("sqlite")
+        parsed = urlparse(url)
+        path = parsed.path
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        elif url.startswith("sqlite:///"):
+            path = path[1:] if path.startswith("/") and not Path(path).is_absolute() else path
+        self.path = path or ":memory:"
+        self._raw: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA busy_timeout=5000")
+        self._raw = raw
+
+    async def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        assert self._raw is not None, "database not connected"
+        async with self._lock:
+            self._raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteConnection(self._raw, self.dialect)
+            except BaseException:
+                self._raw.execute("ROLLBACK")
+                raise
+            else:
+                self._raw.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        assert self._raw is not None, "database not connected"
+        async with self._lock:
+            yield _SqliteConnection(self._raw, self.dialect)
+
+
+def create_database(url: str, pool_size: int = 10) -> Database:
+    """Pick the adapter from the URL scheme (``sqlite:///path`` or ``postgresql://...``)."""
+    scheme = url.split(":", 1)[0]
+    if scheme.startswith("sqlite"):
+        return SqliteDatabase(url)
+    if scheme.startswith("postgres"):
+        return PostgresDatabase(url, pool_size=pool_size)
+    raise ValueError(f"unsupported database URL scheme: {scheme!r}")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL Alembic's (synchronous) SQLAlchemy engine uses for the same database."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+asyncpg://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

@@ -1,0 +1,1 @@
+"""FHIR search: parsing of search parameters and their compilation to one SQL statement."""

@@ -1,0 +1,1 @@
+"""Security seam: the policy decision point every interaction passes through."""
