@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 Row = tuple[Any, ...]
 
@@ -217,12 +216,9 @@ class SqliteDatabase(Database):
     def __init__(self, url: str) -> None:
         self.url = url
         self.dialect = Dialect("sqlite")
-        parsed = urlparse(url)
-        path = parsed.path
-        if url.startswith("sqlite:////"):
-            path = "/" + path.lstrip("/")
-        elif url.startswith("sqlite:///"):
-            path = path[1:] if path.startswith("/") and not Path(path).is_absolute() else path
+        # sqlite:///relative/path, sqlite:////absolute/path, sqlite:// or sqlite:///:memory: → in memory
+        rest = url.split(":", 1)[1]
+        path = rest[3:] if rest.startswith("///") else ""
         self.path = path or ":memory:"
         self._raw: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
