@@ -74,7 +74,7 @@ def parse_date_range(text: str) -> tuple[int, int]:
             return _days_to_micros(start), _days_to_micros(date(year, 12, 31).toordinal() + 1) - 1
         if m["d"] is None:
             start = date(year, month, 1).toordinal()
-            end = date(year + 1, 1, 1).toordinal() if month == 12 else date(year, month + 1, 1).toordinal()
+            end = date(year, 12, 31).toordinal() + 1 if month == 12 else date(year, month + 1, 1).toordinal()
             return _days_to_micros(start), _days_to_micros(end) - 1
         day_ordinal = date(year, month, int(m["d"])).toordinal()
     except ValueError as exc:
