@@ -63,7 +63,9 @@ resource = Table(
 )
 
 
-def _index_table(name: str, *columns: Column, value_index: tuple[str, ...]) -> Table:
+def _index_table(
+    name: str, *columns: Column, value_index: tuple[str, ...], extra: tuple[Index, ...] = ()
+) -> Table:
     """An index table: (rid, res_type, param, grp) + the type's value columns."""
     return Table(
         name,
@@ -75,6 +77,7 @@ def _index_table(name: str, *columns: Column, value_index: tuple[str, ...]) -> T
         *columns,
         Index(f"ix_{name}_value", "res_type", "param", *value_index, "rid"),
         Index(f"ix_{name}_rid", "rid"),
+        *extra,
     )
 
 
@@ -124,6 +127,10 @@ idx_reference = _index_table(
     Column("ident_system", String(255), nullable=True),
     Column("ident_value", String(255), nullable=True),
     value_index=("target_id", "target_type"),
+    extra=(
+        Index("ix_idx_reference_url", "res_type", "param", "url", "rid"),
+        Index("ix_idx_reference_ident", "res_type", "param", "ident_value", "rid"),
+    ),
 )
 
 idx_uri = _index_table(

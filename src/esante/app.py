@@ -1,0 +1,91 @@
+"""Bootstrap: wire settings → database → store → service → router → ASGI app, in one place.
+
+No engine is created at import time; ``create_app`` builds everything and the app's lifespan connects and
+disconnects the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from esante import __version__
+from esante.config import Settings, load_settings
+from esante.db.engine import Database, create_database
+from esante.fhir.definitions import get_registry
+from esante.fhir.hooks import HookRegistry
+from esante.fhir.http import FhirEndpoint
+from esante.fhir.operations import OperationRegistry
+from esante.fhir.router import FhirRouter
+from esante.fhir.service import FhirService
+from esante.fhir.store import ResourceStore
+from esante.fhir.validate_operation import VALIDATE
+from esante.security.policy import AllowAllPolicy, Policy
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass
+class Platform:
+    """The wired platform: what national services plug into (hooks, operations, policy)."""
+
+    settings: Settings
+    database: Database
+    store: ResourceStore
+    service: FhirService
+    router: FhirRouter
+    hooks: HookRegistry
+    operations: OperationRegistry
+
+
+def build_platform(settings: Settings, policy: Policy | None = None) -> Platform:
+    database = create_database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    hooks = HookRegistry()
+    store = ResourceStore(database, hooks)
+    service = FhirService(
+        get_registry(), policy or AllowAllPolicy(), settings.default_page_size, settings.max_page_size
+    )
+    operations = OperationRegistry()
+    operations.register(VALIDATE)
+    router = FhirRouter(store, service, operations, settings.max_bundle_entries)
+    return Platform(settings, database, store, service, router, hooks, operations)
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None) -> Starlette:
+    """The ASGI application serving the FHIR API at /fhir."""
+    settings = settings or load_settings()
+    platform = platform or build_platform(settings)
+    endpoint = FhirEndpoint(platform.router, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await platform.database.connect()
+        try:
+            yield
+        finally:
+            await platform.database.close()
+
+    async def home(request: Request) -> Response:
+        body = {"service": "esante", "version": __version__, "fhir": endpoint.base_url(request)}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def fhir(request: Request) -> Response:
+        return await endpoint(request)
+
+    app = Starlette(
+        routes=[
+            Route("/", home, methods=["GET"]),
+            Route("/fhir", fhir, methods=_METHODS),
+            Route("/fhir/{path:path}", fhir, methods=_METHODS),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    return app

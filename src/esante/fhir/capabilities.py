@@ -1,0 +1,105 @@
+"""GET /fhir/metadata: the CapabilityStatement, generated from what is really wired (it never lies).
+
+Resource types and their search parameters come from the loaded registry, operations from the operations
+registry, interactions from the router's fixed set (every type supports the same ones).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from esante import __version__
+from esante.fhir.context import RequestContext
+
+if TYPE_CHECKING:
+    from esante.fhir.router import FhirRouter
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
+_STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def capability_statement(router: FhirRouter, ctx: RequestContext) -> dict[str, Any]:
+    registry = router.service.registry
+    operations = router.operations.all()
+    resources = [_resource_entry(router, name, tuple(sorted(op.name for op in operations if _applies(op, name)))) for name in registry.resource_types]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": _STARTED,
+        "publisher": "eSanté platform",
+        "kind": "instance",
+        "software": {"name": "esante", "version": __version__},
+        "implementation": {"description": "eSanté FHIR R4 server", "url": ctx.base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                "searchParam": [
+                    {"name": "_type", "type": "token"},
+                    {"name": "_id", "type": "token"},
+                    {"name": "_lastUpdated", "type": "date"},
+                ],
+                "operation": [
+                    {"name": op.name, "definition": f"{ctx.base_url}/OperationDefinition/{op.name}"}
+                    for op in operations
+                    if op.system
+                ],
+            }
+        ],
+    }
+
+
+def _applies(op: Any, resource_type: str) -> bool:
+    return (op.type_level or op.instance) and (op.resource_types is None or resource_type in op.resource_types)
+
+
+def _resource_entry(router: FhirRouter, name: str, operations: tuple[str, ...]) -> dict[str, Any]:
+    entry = dict(_static_entry(router, name))
+    if operations:
+        entry["operation"] = [{"name": op, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{op}"} for op in operations]
+    return entry
+
+
+@lru_cache(maxsize=256)
+def _static_entry_cached(name: str, params: tuple[tuple[str, str, str], ...], includes: tuple[str, ...], revincludes: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": name,
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "searchInclude": list(includes),
+        "searchRevInclude": list(revincludes),
+        "searchParam": [
+            {"name": code, "definition": url, "type": kind} for code, kind, url in params
+        ],
+    }
+
+
+def _static_entry(router: FhirRouter, name: str) -> dict[str, Any]:
+    registry = router.service.registry
+    params = registry.params(name)
+    searchable = tuple(
+        sorted((p.code, p.type, p.url) for p in params.values() if p.type != "special" or p.code.startswith("_"))
+    )
+    includes = tuple(sorted(f"{name}:{p.code}" for p in params.values() if p.type == "reference"))
+    revincludes = tuple(
+        sorted(
+            f"{other}:{p.code}"
+            for other in registry.resource_types
+            for p in registry.params(other).values()
+            if p.type == "reference" and name in p.targets
+        )
+    )
+    return _static_entry_cached(name, searchable, includes, revincludes)

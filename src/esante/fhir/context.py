@@ -1,0 +1,29 @@
+"""The per-request context handed from the HTTP adapter to the FHIR service, and the service's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from esante.fhir.model import StoredResource
+from esante.security.policy import Caller
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who calls, under which base URL, with which preferences (Prefer header)."""
+
+    caller: Caller = field(default_factory=Caller)
+    base_url: str = "http://localhost:8080/fhir"
+    prefer_return: str | None = None  # minimal | representation | OperationOutcome
+    strict_handling: bool = False  # Prefer: handling=strict
+
+
+@dataclass
+class Outcome:
+    """What an interaction produced: status, body (stored bytes or a generated dict), headers."""
+
+    status: int
+    body: bytes | dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stored: StoredResource | None = None

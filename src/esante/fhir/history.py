@@ -1,0 +1,129 @@
+"""The history interaction at instance, type and system level (https://hl7.org/fhir/R4/http.html#history).
+
+``_since``: versions written after the instant. ``_at``: versions that were current at some point within the
+given (possibly partial) date's range: a version is current from its own lastUpdated until the next version's.
+Newest first; ``_count``/``_offset`` paging; the total is always counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from esante.fhir.context import Outcome, RequestContext
+from esante.fhir.errors import bad_request, not_found
+from esante.fhir.json import raw
+from esante.fhir.model import micros_to_instant
+from esante.fhir.service import FhirService, _http_date
+from esante.fhir.store import _SELECT_COLUMNS, StoreSession, row_to_stored
+from esante.fhir.values import parse_date_range
+from esante.security.policy import Action
+
+_KNOWN = {"_since", "_at", "_count", "_offset", "_format", "_pretty", "_list", "_sort"}
+
+
+async def history(
+    service: FhirService,
+    session: StoreSession,
+    ctx: RequestContext,
+    query: Sequence[tuple[str, str]],
+    res_type: str | None = None,
+    res_id: str | None = None,
+) -> Outcome:
+    """Build a ``history`` Bundle for the instance, type or whole system."""
+    if res_type is not None:
+        service.check_type(res_type)
+    level = "instance" if res_id else "type" if res_type else "system"
+    action = Action(f"history-{level}", res_type, res_id)
+    await service.policy.authorize(ctx.caller, action)
+    where: list[str] = []
+    params: list[Any] = []
+    if res_type is not None:
+        where.append("v.res_type = ?")
+        params.append(res_type)
+    if res_id is not None:
+        where.append("v.res_id = ?")
+        params.append(res_id)
+    count = service.default_page_size
+    offset = 0
+    link_params: list[tuple[str, str]] = []
+    for name, value in query:
+        if name == "_since":
+            lo, _hi = _instant(name, value)
+            where.append("v.last_updated >= ?")
+            params.append(lo)
+            link_params.append((name, value))
+        elif name == "_at":
+            lo, hi = _instant(name, value)
+            where.append(
+                "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM resource n WHERE n.rid = v.rid"
+                " AND n.version_id = v.version_id + 1 AND n.last_updated <= ?)"
+            )
+            params.extend([hi, lo])
+            link_params.append((name, value))
+        elif name == "_count":
+            count = _int(name, value, 0, service.max_page_size)
+            link_params.append((name, str(count)))
+        elif name == "_offset":
+            offset = _int(name, value, 0, 10**9)
+        elif name not in _KNOWN and ctx.strict_handling:
+            raise bad_request(f"unknown history parameter '{name}'", expression=name)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    await session.flush()
+    if res_id is not None:
+        exists = await session.conn.fetchval(
+            "SELECT 1 FROM resource WHERE res_type = ? AND res_id = ? AND is_current", (res_type, res_id)
+        )
+        if not exists:
+            raise not_found(f"{res_type}/{res_id} is not known")
+    total = int(await session.conn.fetchval(f"SELECT COUNT(*) FROM resource v{clause}", params) or 0)
+    rows = await session.conn.fetch(
+        f"SELECT {', '.join('v.' + c.strip() for c in _SELECT_COLUMNS.split(','))}, v.method FROM resource v"
+        f"{clause} ORDER BY v.last_updated DESC, v.pk DESC LIMIT ? OFFSET ?",
+        [*params, count, offset],
+    )
+    path = ctx.base_url + "".join(f"/{p}" for p in (res_type, res_id) if p) + "/_history"
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        page = [*link_params, *([("_offset", str(at))] if at else [])]
+        return {"relation": relation, "url": f"{path}?{urlencode(page)}" if page else path}
+
+    links = [link("self", offset)]
+    if offset + count < total:
+        links.append(link("next", offset + count))
+    if offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    entries: list[dict[str, Any]] = []
+    for row in rows:
+        stored = row_to_stored(row[:7])
+        method = row[7]
+        if not await service.policy.can_see(ctx.caller, action, stored):
+            continue
+        url = f"{stored.res_type}/{stored.res_id}"
+        entry: dict[str, Any] = {"fullUrl": f"{ctx.base_url}/{url}"}
+        if stored.content is not None:
+            entry["resource"] = raw(stored.content)
+        entry["request"] = {"method": method, "url": url if method != "POST" else stored.res_type}
+        entry["response"] = {
+            "status": "410 Gone" if stored.deleted else ("201 Created" if stored.version_id == 1 else "200 OK"),
+            "etag": stored.etag,
+            "lastModified": micros_to_instant(stored.last_updated),
+        }
+        entries.append(entry)
+    bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+    headers = {"Last-Modified": _http_date(rows[0][4])} if rows else {}
+    return Outcome(200, bundle, headers)
+
+
+def _instant(name: str, value: str) -> tuple[int, int]:
+    try:
+        return parse_date_range(value)
+    except ValueError as exc:
+        raise bad_request(f"{name}: '{value}' is not a valid instant ({exc})", expression=name) from exc
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    if not value.isdigit():
+        raise bad_request(f"{name} must be a non-negative integer, got '{value}'", expression=name)
+    return max(low, min(high, int(value)))

@@ -1,0 +1,206 @@
+"""The FHIR REST router: URL + method → interaction, independent of the web framework.
+
+``FhirRouter.handle`` takes a :class:`FhirRequest` (method, path below the FHIR base, query, headers, body
+bytes) and returns an :class:`Outcome`; the Starlette adapter (esante.fhir.http) only converts. Reads run on a
+read connection, writes in one database transaction. ``dispatch`` is reused by the bundle processor for the
+entries of a batch/transaction, inside the bundle's own session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from esante.fhir.bundles import BundleProcessor
+from esante.fhir.capabilities import capability_statement
+from esante.fhir.context import Outcome, RequestContext
+from esante.fhir.errors import FhirError, Issue, bad_request, error, not_found
+from esante.fhir.history import history
+from esante.fhir.json import loads_any, loads_resource
+from esante.fhir.operations import OperationCall, OperationRegistry, query_to_parameters
+from esante.fhir.service import FhirService
+from esante.fhir.store import ResourceStore, StoreSession
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
+
+
+@dataclass
+class FhirRequest:
+    """An HTTP request as the router sees it (path relative to the FHIR base, without leading slash)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    ctx: RequestContext = field(default_factory=RequestContext)
+
+
+class FhirRouter:
+    """Maps requests onto the service's interactions, history, bundles and operations."""
+
+    def __init__(
+        self, store: ResourceStore, service: FhirService, operations: OperationRegistry, max_bundle_entries: int
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.operations = operations
+        self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
+
+    async def handle(self, request: FhirRequest) -> Outcome:
+        method = request.method.upper()
+        parts = [p for p in request.path.split("/") if p]
+        ctx = request.ctx
+        if method in _READ_METHODS or (method == "POST" and parts and parts[-1] == "_search"):
+            if parts == ["metadata"]:
+                return Outcome(200, capability_statement(self, ctx))
+            async with self.store.database.read() as conn:
+                session = self.store.session(conn, ctx.caller)
+                return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, request)
+        body: Any = None
+        if method in ("POST", "PUT", "PATCH"):
+            body = self._parse_body(method, parts, request)
+        if method == "POST" and not parts:
+            return await self.bundles.process(ctx, body)
+        async with self.store.database.transaction() as conn:
+            session = self.store.session(conn, ctx.caller)
+            outcome = await self.dispatch(session, ctx, method, request.path, request.query, request.headers, body)
+            await session.flush()
+            return outcome
+
+    def _parse_body(self, method: str, parts: list[str], request: FhirRequest) -> Any:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_operation = bool(parts) and parts[-1].startswith("$")
+        if content_type and content_type not in _JSON_TYPES:
+            raise error(
+                415,
+                "not-supported",
+                f"Content-Type '{content_type}' is not supported; send application/fhir+json",
+            )
+        if is_operation and not request.body.strip():
+            return None
+        if method == "PATCH":
+            return loads_any(request.body)
+        return loads_resource(request.body)
+
+    async def dispatch(
+        self,
+        session: StoreSession,
+        ctx: RequestContext,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> Outcome:
+        """Route one interaction inside ``session`` (``body``: parsed JSON, or the FhirRequest for reads)."""
+        parts = [p for p in path.split("/") if p]
+        service = self.service
+        if isinstance(body, FhirRequest):  # POST _search: form body adds to the query
+            query = [*query, *_form(body)]
+            body = None
+        if parts and parts[-1].startswith("$"):
+            return await self._operation(session, ctx, method, parts, query, body)
+        if method == "HEAD":
+            method = "GET"
+        n = len(parts)
+        if method == "GET" or (method == "POST" and n and parts[-1] == "_search"):
+            if n == 0 or parts == ["_search"]:
+                return await service.search(session, ctx, None, query)
+            if parts == ["_history"]:
+                return await history(service, session, ctx, query)
+            if n == 1 or (n == 2 and parts[1] == "_search"):
+                return await service.search(session, ctx, parts[0], query)
+            if n == 2 and parts[1] == "_history":
+                return await history(service, session, ctx, query, parts[0])
+            if n == 2:
+                return await service.read(session, ctx, parts[0], parts[1])
+            if n == 3 and parts[2] == "_history":
+                return await history(service, session, ctx, query, parts[0], parts[1])
+            if n == 4 and parts[2] == "_history":
+                return await service.vread(session, ctx, parts[0], parts[1], parts[3])
+            if n in (3, 4) and (n == 3 or parts[3] == "_search"):
+                service.check_type(parts[0])
+                service.check_type(parts[2])
+                if parts[0] != "Patient":
+                    raise not_found(f"compartment '{parts[0]}' is not supported (only Patient)")
+                return await service.search(session, ctx, parts[2], query, compartment=(parts[0], parts[1]))
+            raise not_found(f"no interaction at '{path}'")
+        if method == "POST":
+            if n == 1:
+                return await service.create(session, ctx, parts[0], body, if_none_exist=headers.get("if-none-exist"))
+            raise error(405, "not-supported", f"POST is not allowed at '{path}'")
+        if method == "PUT":
+            if n == 1 and query:
+                return await service.conditional_update(
+                    session, ctx, parts[0], query, body, if_match=headers.get("if-match")
+                )
+            if n == 2:
+                return await service.update(session, ctx, parts[0], parts[1], body, if_match=headers.get("if-match"))
+            raise error(405, "not-supported", f"PUT is not allowed at '{path}'")
+        if method == "PATCH":
+            content_type = headers.get("content-type", "application/json-patch+json")
+            if isinstance(body, list):
+                content_type = "application/json-patch+json"
+            if n == 1 and query:
+                return await service.conditional_patch(
+                    session, ctx, parts[0], query, body, content_type, if_match=headers.get("if-match")
+                )
+            if n == 2:
+                return await service.patch(
+                    session, ctx, parts[0], parts[1], body, content_type, if_match=headers.get("if-match")
+                )
+            raise error(405, "not-supported", f"PATCH is not allowed at '{path}'")
+        if method == "DELETE":
+            if n == 1 and query:
+                return await service.conditional_delete(session, ctx, parts[0], query)
+            if n == 2:
+                return await service.delete(session, ctx, parts[0], parts[1], if_match=headers.get("if-match"))
+            raise error(405, "not-supported", f"DELETE is not allowed at '{path}'")
+        raise error(405, "not-supported", f"method {method} is not supported")
+
+    async def _operation(
+        self,
+        session: StoreSession,
+        ctx: RequestContext,
+        method: str,
+        parts: list[str],
+        query: list[tuple[str, str]],
+        body: Any,
+    ) -> Outcome:
+        name = parts[-1][1:]
+        scope = parts[:-1]
+        if len(scope) > 2:
+            raise not_found(f"no operation at '{'/'.join(parts)}'")
+        res_type = scope[0] if scope else None
+        res_id = scope[1] if len(scope) == 2 else None
+        if res_type is not None:
+            self.service.check_type(res_type)
+        op = self.operations.find(name, res_type, res_id is not None)
+        if op is None:
+            raise not_found(f"operation ${name} is not supported at this level")
+        if method == "GET" and op.affects_state:
+            raise error(405, "not-supported", f"${name} changes state: invoke it with POST")
+        if method not in ("GET", "POST"):
+            raise error(405, "not-supported", f"operations are invoked with GET or POST, not {method}")
+        parameters = body if isinstance(body, dict) else query_to_parameters(query)
+        return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+
+
+def _form(request: FhirRequest) -> list[tuple[str, str]]:
+    """POST _search: parameters from an application/x-www-form-urlencoded body."""
+    from urllib.parse import parse_qsl
+
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not request.body:
+        return []
+    if content_type != "application/x-www-form-urlencoded":
+        raise FhirError(
+            415,
+            [Issue("not-supported", "POST _search takes an application/x-www-form-urlencoded body")],
+        )
+    try:
+        return parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise bad_request("the search form body is not UTF-8") from exc
