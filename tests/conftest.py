@@ -7,6 +7,7 @@ up). When it is unreachable the PostgreSQL half fails loudly rather than being s
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from esante.db.engine import Database, create_database, sqlalchemy_url
-from esante.db.schema import metadata
+from esante.db.migrate import upgrade
 
 PG_URL = os.environ.get("ESANTE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")).resolve()
@@ -28,21 +29,54 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+_TABLES = ("resource", "idx_string", "idx_token", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri")
+
+
 def reset_schema(url: str) -> None:
-    """Drop and recreate every table (tests start from an empty store)."""
+    """Drop everything and migrate from scratch with Alembic (the path ``esante db upgrade`` takes)."""
+    if url.startswith("postgres"):
+        engine = create_engine(sqlalchemy_url(url))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+    upgrade(url)
+
+
+def empty_tables(url: str) -> None:
+    """Fast per-test reset of a migrated PostgreSQL database."""
     engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as conn:
-        metadata.drop_all(conn)
-        metadata.create_all(conn)
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY")
+        conn.exec_driver_sql("ALTER SEQUENCE resource_rid_seq RESTART")
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_pg() -> str:
+    reset_schema(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on each backend."""
-    url = f"sqlite:///{tmp_path / 'test.sqlite3'}" if request.param == "sqlite" else PG_URL
-    reset_schema(url)
-    yield url
+    """A fresh, empty, migrated database URL on each backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "test.sqlite3"
+        shutil.copyfile(template, target)
+        yield f"sqlite:///{target}"
+    else:
+        url: str = request.getfixturevalue("migrated_pg")
+        empty_tables(url)
+        yield url
 
 
 @pytest.fixture
