@@ -9,9 +9,10 @@ Two layers run on each resource:
 
 1. A strict JSON walker (this module) driven by the metadata of the ``fhir.resources.R4B`` pydantic models
    (field names, cardinality, datatypes, ``element_required``, ``one_of_many`` choice groups and the
-   ``enum_values`` of required code bindings). It checks JSON types exactly (no coercion: ``"true"`` is not a
-   boolean, ``"1.5"`` is not a decimal, ``1.0`` is not an integer), unknown elements, empty arrays/objects/strings,
-   ``null`` values, primitive formats with the R4 regular expressions (date, dateTime, instant, time, decimal,
+   ``enum_values`` of required code bindings). It checks JSON types exactly (no coercion: ``"true"`` is not
+   a boolean, ``"1.5"`` is not a decimal, ``1.0`` is not an integer), unknown elements, empty
+   arrays/objects/strings, ``null`` values, primitive formats with the R4 regular expressions (date,
+   dateTime, instant, time, decimal,
    integer ranges, code, id, uri, oid, uuid, base64Binary, xhtml), required elements, one value per choice
    group, required code bindings (Patient.gender, Observation.status, ...), Reference.reference formats, and
    the ``resourceType`` of contained and Bundle entry resources.
@@ -21,8 +22,9 @@ Two layers run on each resource:
 
 R4 / R4B gaps knowingly accepted
 --------------------------------
-* Resource types that exist only in R4 (the MedicinalProduct* family, the Substance{NucleicAcid,Polymer,Protein,
-  ReferenceInformation,SourceMaterial,Specification} family, EffectEvidenceSynthesis, RiskEvidenceSynthesis) and
+* Resource types that exist only in R4 (the MedicinalProduct* family, the Substance{NucleicAcid,Polymer,
+  Protein,ReferenceInformation,SourceMaterial,Specification} family, EffectEvidenceSynthesis,
+  RiskEvidenceSynthesis) and
   R4 types whose R4B model differs structurally (Evidence, EvidenceVariable, ...: see :data:`R4_ONLY_SHAPES`)
   are validated by a generic walker driven by the R4 StructureDefinitions from
   ``esante.fhir.definitions`` when that registry is installed; without it they only get the envelope checks
@@ -46,7 +48,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from esante.fhir.errors import FhirError, Issue
@@ -55,38 +57,180 @@ MAX_ISSUES = 100
 
 #: Every resource type of FHIR R4 4.0.1 (from the R4 StructureDefinitions, kind=resource, not abstract).
 R4_RESOURCE_TYPES: frozenset[str] = frozenset(
-    """Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic
-    Binary BiologicallyDerivedProduct BodyStructure Bundle CapabilityStatement CarePlan CareTeam CatalogEntry
-    ChargeItem ChargeItemDefinition Claim ClaimResponse ClinicalImpression CodeSystem Communication
-    CommunicationRequest CompartmentDefinition Composition ConceptMap Condition Consent Contract Coverage
-    CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue Device DeviceDefinition DeviceMetric
-    DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference EffectEvidenceSynthesis
-    Encounter Endpoint EnrollmentRequest EnrollmentResponse EpisodeOfCare EventDefinition Evidence
-    EvidenceVariable ExampleScenario ExplanationOfBenefit FamilyMemberHistory Flag Goal GraphDefinition Group
-    GuidanceResponse HealthcareService ImagingStudy Immunization ImmunizationEvaluation ImmunizationRecommendation
-    ImplementationGuide InsurancePlan Invoice Library Linkage List Location Measure MeasureReport Media
-    Medication MedicationAdministration MedicationDispense MedicationKnowledge MedicationRequest
-    MedicationStatement MedicinalProduct MedicinalProductAuthorization MedicinalProductContraindication
-    MedicinalProductIndication MedicinalProductIngredient MedicinalProductInteraction
-    MedicinalProductManufactured MedicinalProductPackaged MedicinalProductPharmaceutical
-    MedicinalProductUndesirableEffect MessageDefinition MessageHeader MolecularSequence NamingSystem
-    NutritionOrder Observation ObservationDefinition OperationDefinition OperationOutcome Organization
-    OrganizationAffiliation Parameters Patient PaymentNotice PaymentReconciliation Person PlanDefinition
-    Practitioner PractitionerRole Procedure Provenance Questionnaire QuestionnaireResponse RelatedPerson
-    RequestGroup ResearchDefinition ResearchElementDefinition ResearchStudy ResearchSubject RiskAssessment
-    RiskEvidenceSynthesis Schedule SearchParameter ServiceRequest Slot Specimen SpecimenDefinition
-    StructureDefinition StructureMap Subscription Substance SubstanceNucleicAcid SubstancePolymer SubstanceProtein
-    SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification SupplyDelivery SupplyRequest Task
-    TerminologyCapabilities TestReport TestScript ValueSet VerificationResult VisionPrescription""".split()
+    [
+        "Account",
+        "ActivityDefinition",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "AuditEvent",
+        "Basic",
+        "Binary",
+        "BiologicallyDerivedProduct",
+        "BodyStructure",
+        "Bundle",
+        "CapabilityStatement",
+        "CarePlan",
+        "CareTeam",
+        "CatalogEntry",
+        "ChargeItem",
+        "ChargeItemDefinition",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "CodeSystem",
+        "Communication",
+        "CommunicationRequest",
+        "CompartmentDefinition",
+        "Composition",
+        "ConceptMap",
+        "Condition",
+        "Consent",
+        "Contract",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "Device",
+        "DeviceDefinition",
+        "DeviceMetric",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "EffectEvidenceSynthesis",
+        "Encounter",
+        "Endpoint",
+        "EnrollmentRequest",
+        "EnrollmentResponse",
+        "EpisodeOfCare",
+        "EventDefinition",
+        "Evidence",
+        "EvidenceVariable",
+        "ExampleScenario",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "GraphDefinition",
+        "Group",
+        "GuidanceResponse",
+        "HealthcareService",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "ImplementationGuide",
+        "InsurancePlan",
+        "Invoice",
+        "Library",
+        "Linkage",
+        "List",
+        "Location",
+        "Measure",
+        "MeasureReport",
+        "Media",
+        "Medication",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationKnowledge",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "MedicinalProductContraindication",
+        "MedicinalProductIndication",
+        "MedicinalProductIngredient",
+        "MedicinalProductInteraction",
+        "MedicinalProductManufactured",
+        "MedicinalProductPackaged",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect",
+        "MessageDefinition",
+        "MessageHeader",
+        "MolecularSequence",
+        "NamingSystem",
+        "NutritionOrder",
+        "Observation",
+        "ObservationDefinition",
+        "OperationDefinition",
+        "OperationOutcome",
+        "Organization",
+        "OrganizationAffiliation",
+        "Parameters",
+        "Patient",
+        "PaymentNotice",
+        "PaymentReconciliation",
+        "Person",
+        "PlanDefinition",
+        "Practitioner",
+        "PractitionerRole",
+        "Procedure",
+        "Provenance",
+        "Questionnaire",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchDefinition",
+        "ResearchElementDefinition",
+        "ResearchStudy",
+        "ResearchSubject",
+        "RiskAssessment",
+        "RiskEvidenceSynthesis",
+        "Schedule",
+        "SearchParameter",
+        "ServiceRequest",
+        "Slot",
+        "Specimen",
+        "SpecimenDefinition",
+        "StructureDefinition",
+        "StructureMap",
+        "Subscription",
+        "Substance",
+        "SubstanceNucleicAcid",
+        "SubstancePolymer",
+        "SubstanceProtein",
+        "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial",
+        "SubstanceSpecification",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "Task",
+        "TerminologyCapabilities",
+        "TestReport",
+        "TestScript",
+        "ValueSet",
+        "VerificationResult",
+        "VisionPrescription",
+    ]
 )
 
 #: R4 types that R4B does not have, or whose R4B model differs too much to validate R4 content with it.
 R4_ONLY_SHAPES: frozenset[str] = frozenset(
-    """MedicinalProduct MedicinalProductAuthorization MedicinalProductContraindication MedicinalProductIndication
-    MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured MedicinalProductPackaged
-    MedicinalProductPharmaceutical MedicinalProductUndesirableEffect SubstanceNucleicAcid SubstancePolymer
-    SubstanceProtein SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification
-    EffectEvidenceSynthesis RiskEvidenceSynthesis Evidence EvidenceVariable""".split()
+    [
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "MedicinalProductContraindication",
+        "MedicinalProductIndication",
+        "MedicinalProductIngredient",
+        "MedicinalProductInteraction",
+        "MedicinalProductManufactured",
+        "MedicinalProductPackaged",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect",
+        "SubstanceNucleicAcid",
+        "SubstancePolymer",
+        "SubstanceProtein",
+        "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial",
+        "SubstanceSpecification",
+        "EffectEvidenceSynthesis",
+        "RiskEvidenceSynthesis",
+        "Evidence",
+        "EvidenceVariable",
+    ]
 )
 
 _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -115,9 +259,9 @@ _NUMBER_KINDS = {"decimal"}
 _INT_KINDS = {"integer": _INT32[0], "unsignedInt": 0, "positiveInt": 1}
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Field specs compiled from the R4B model metadata
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -185,10 +329,10 @@ def _unwrap(annotation: Any) -> tuple[bool, Any]:
         return is_list, annotation
 
 
-#: required bindings not enforced: R4 technical corrections / R5 made them extensible and the IG publisher emits
-#: codes outside the R4 value set (every published IG's ImplementationGuide resource would fail otherwise).
-#: CapabilityStatement.format binds to mime types (+ xml/json/ttl): the model's enumeration lists the value set's
-#: placeholder codes, not the mime types.
+#: required bindings not enforced: R5 made ImplementationGuide.definition.parameter.code extensible and the IG
+#: publisher emits codes outside the R4 value set (every published IG resource would fail otherwise);
+#: CapabilityStatement.format binds to mime types (+ xml/json/ttl): the model's enumeration lists the
+#: value set's placeholder codes, not the mime types.
 _RELAXED_BINDINGS = {("ImplementationGuideDefinitionParameter", "code"), ("CapabilityStatement", "format")}
 
 
@@ -233,7 +377,7 @@ def _field_spec(owner: str, name: str, finfo: Any) -> FieldSpec | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_spec(model: Any) -> ModelSpec:
     """The compiled JSON spec of one R4B model class (cached)."""
     spec = ModelSpec()
@@ -258,7 +402,7 @@ def model_spec(model: Any) -> ModelSpec:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def resource_model(resource_type: str) -> Any:
     """The R4B model class used for an R4 resource type, or None when R4B cannot validate it."""
     if resource_type not in R4_RESOURCE_TYPES or resource_type in R4_ONLY_SHAPES:
@@ -291,13 +435,13 @@ def element_is_list(resource_type: str, names: list[str]) -> bool | None:
     return fspec.is_list if fspec else None
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # The walker
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 class _Collector:
-    __slots__ = ("issues", "paths", "conditional")
+    __slots__ = ("conditional", "issues", "paths")
 
     def __init__(self, conditional: bool) -> None:
         self.issues: list[Issue] = []
@@ -399,7 +543,9 @@ def check_reference(value: str, path: str, out: _Collector) -> None:
     match = _REF_RELATIVE_RE.fullmatch(value)
     if match:
         if match.group(1) not in R4_RESOURCE_TYPES:
-            out.add("value", path, f"{path}: reference {value!r} names unknown resource type {match.group(1)!r}")
+            out.add(
+                "value", path, f"{path}: reference {value!r} names unknown resource type {match.group(1)!r}"
+            )
         return
     if value.startswith("#"):
         if len(value) == 1 or _ID_RE.fullmatch(value[1:]):
@@ -419,8 +565,8 @@ def check_reference(value: str, path: str, out: _Collector) -> None:
     out.add(
         "value",
         path,
-        f"{path}: invalid reference {value!r} (expected Type/id, Type/id/_history/vid, an absolute http(s) URL, "
-        "urn:uuid:, urn:oid: or #fragment)",
+        f"{path}: invalid reference {value!r} (expected Type/id, Type/id/_history/vid, an absolute "
+        "http(s) URL, urn:uuid:, urn:oid: or #fragment)",
     )
 
 
@@ -489,7 +635,9 @@ def _walk_model(
                 f"{path}: only one of {group}[x] is allowed, found {', '.join(present)}",
             )
         elif required and not present:
-            out.add("required", f"{path}.{group}[x]", f"{path}.{group}[x]: required element is missing (min=1)")
+            out.add(
+                "required", f"{path}.{group}[x]", f"{path}.{group}[x]: required element is missing (min=1)"
+            )
 
 
 def _walk_value(fspec: FieldSpec, value: Any, path: str, out: _Collector) -> None:
@@ -536,7 +684,7 @@ def _walk_generic(rtype: str, node: Any, path: str, out: _Collector) -> None:
     registry = _registry()
     if registry is not None:
         try:
-            from esante.fhir import definitions_walk  # type: ignore[attr-defined]  # pragma: no cover
+            from esante.fhir import definitions_walk  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
             definitions_walk = None
         if definitions_walk is not None:  # pragma: no cover - optional future hook
@@ -572,16 +720,16 @@ def _walk_untyped(node: Any, path: str, out: _Collector) -> None:
 @lru_cache(maxsize=1)
 def _registry() -> Any:
     try:
-        from esante.fhir import definitions  # type: ignore[attr-defined]
+        from esante.fhir import definitions  # type: ignore[attr-defined,unused-ignore]
 
         return definitions.get_registry()
     except Exception:  # registry not built / not installed: fall back to the envelope checks
         return None
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # pydantic safety net
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 def _loc_to_path(root: str, loc: tuple[Any, ...]) -> str:
@@ -619,14 +767,16 @@ def _pydantic_issues(model: Any, resource: dict[str, Any], root: str, out: _Coll
             message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             out.add(code, expression, f"{expression}: {message}")
             reported.append(expression)
-    except Exception:  # the walker has already reported what made the model crash (e.g. unknown contained type)
+    except (
+        Exception
+    ):  # the walker has already reported what made the model crash (e.g. unknown contained type)
         if not out.issues:  # pragma: no cover - defensive
             out.add("invalid", root, f"{root}: resource could not be validated")
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Public API
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 def validate_resource(
@@ -640,7 +790,12 @@ def validate_resource(
     if not isinstance(resource, dict):
         raise FhirError(
             400,
-            [Issue(code="structure", diagnostics=f"a resource must be a JSON object, got {_json_kind(resource)}")],
+            [
+                Issue(
+                    code="structure",
+                    diagnostics=f"a resource must be a JSON object, got {_json_kind(resource)}",
+                )
+            ],
         )
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
