@@ -73,6 +73,26 @@ def shorten(text: str) -> str:
     return text[: DESCRIPTION_MAX - 1].rstrip() + "…"
 
 
+def component_types(sp: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> list[str | None]:
+    """The search type of each component of a composite parameter.
+
+    Errata: HL7 R4 ``DocumentReference-relationship`` lists its two component definitions swapped (``code`` →
+    the *reference* parameter ``relatesto``, ``target`` → the *token* parameter ``relation``). When another
+    component's definition has an expression ending in ``.<this component's expression>``, that one is used.
+    """
+    defs = [by_url.get(comp["definition"]) for comp in sp["component"]]
+    types: list[str | None] = []
+    for comp, ref in zip(sp["component"], defs, strict=True):
+        suffix = "." + comp["expression"]
+        if ref is not None and not str(ref.get("expression", "")).endswith(suffix):
+            better = [d for d in defs if d is not None and str(d.get("expression", "")).endswith(suffix)]
+            if len(better) == 1:
+                print(f"errata: {sp['url']} component {comp['expression']!r} typed from {better[0]['url']}")
+                ref = better[0]
+        types.append(ref["type"] if ref else None)
+    return types
+
+
 def build_search_parameters(src: Path) -> list[dict[str, Any]]:
     bundle = load(src / "search-parameters.json")
     resources = [entry["resource"] for entry in bundle["entry"]]
@@ -91,17 +111,10 @@ def build_search_parameters(src: Path) -> list[dict[str, Any]]:
             if sp.get(key):
                 item[key] = sp[key]
         if "component" in sp:
-            components = []
-            for comp in sp["component"]:
-                ref = by_url.get(comp["definition"])
-                components.append(
-                    {
-                        "definition": comp["definition"],
-                        "expression": comp["expression"],
-                        "type": ref["type"] if ref else None,
-                    }
-                )
-            item["component"] = components
+            item["component"] = [
+                {"definition": comp["definition"], "expression": comp["expression"], "type": ctype}
+                for comp, ctype in zip(sp["component"], component_types(sp, by_url), strict=True)
+            ]
         if "multipleOr" in sp:
             item["multipleOr"] = sp["multipleOr"]
         if "multipleAnd" in sp:
