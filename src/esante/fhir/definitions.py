@@ -95,7 +95,7 @@ def branch_root(branch: str) -> str:
 
 
 def narrow_expression(expression: str, resource_type: str) -> str | None:
-    """Keep only the union branches of ``expression`` rooted at ``resource_type`` (or Resource/DomainResource)."""
+    """Keep the union branches of ``expression`` rooted at ``resource_type`` (or Resource/DomainResource)."""
     branches = split_union(expression)
     kept = [b for b in branches if (root := branch_root(b)) == resource_type or root in _GENERIC_ROOTS]
     if len(kept) == len(branches):
@@ -140,9 +140,7 @@ class Registry:
                     continue
                 for rtype in targets_types:
                     expr = sp.get("expression")
-                    if expr is not None and len(sp["base"]) > 1:
-                        expr = narrow_expression(expr, rtype)
-                    elif expr is not None and base in _GENERIC_ROOTS:
+                    if expr is not None and (len(sp["base"]) > 1 or base in _GENERIC_ROOTS):
                         expr = narrow_expression(expr, rtype)
                     by_type[rtype][sp["code"]] = SearchParamDef(
                         code=sp["code"],
@@ -177,7 +175,7 @@ class Registry:
         return self._compartment.get(resource_type, ())
 
     def element(self, type_name: str, path: str) -> ElementInfo | None:
-        """The element ``path`` (relative, e.g. ``"name.given"`` or ``"value[x]"``) of a resource/complex type.
+        """The element ``path`` (relative: ``"name.given"``, ``"value[x]"``) of a resource or complex type.
 
         ``type_name`` may also be a backbone path such as ``"Observation.component"``.
         """
@@ -210,7 +208,9 @@ class Registry:
         if cached is None:
             table = self._raw_elements.get(resource_type, {})
             cached = frozenset(
-                path.removesuffix("[x]") for path, info in table.items() if "." not in path and info["summary"]
+                path.removesuffix("[x]")
+                for path, info in table.items()
+                if "." not in path and info["summary"]
             )
             self._summary[resource_type] = cached
         return cached

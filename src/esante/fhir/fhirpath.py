@@ -8,8 +8,8 @@ Supported: member navigation (arrays flattened, choice elements ``value[x]`` res
 tables — ``valueQuantity`` is a ``value`` of type ``Quantity``), a leading type name (``Observation.code``,
 ``Resource.meta.tag``), ``|``, ``as``/``is`` operators and ``as()``/``is()``/``ofType()`` functions,
 ``where()``, ``exists()``, ``empty()``, ``not()``, ``first()``, ``last()``, ``tail()``, ``count()``,
-``extension(url)``, ``resolve()`` (only as far as the reference string tells: ``resolve() is Patient`` checks that
-the reference points to a Patient; ``#id`` resolves to the contained resource), ``hasValue()``,
+``extension(url)``, ``resolve()`` (only as far as the reference string tells: ``resolve() is Patient``
+checks that the reference points to a Patient; ``#id`` resolves to the contained resource), ``hasValue()``,
 ``startsWith()``, ``[n]``, ``=``, ``!=``, ``and``, ``or``, ``xor``, ``implies``, string/number/boolean
 literals, ``%resource``/``%rootResource``/``%context``, ``$this``.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 from esante.fhir.definitions import Registry, get_registry
@@ -43,7 +43,7 @@ class Node(NamedTuple):
     path: str
 
 
-_new_node: Callable[[tuple[Any, str, str]], Node] = partial(tuple.__new__, Node)  # type: ignore[assignment]
+_new_node: Callable[[tuple[Any, str, str]], Node] = partial(tuple.__new__, Node)
 
 
 def _node(value: Any, type_: str, path: str) -> Node:
@@ -105,7 +105,7 @@ def _tokenize(expr: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None or m.end() == pos:
-            raise UnsupportedExpression(f"cannot tokenize at {text[pos:pos + 20]!r}")
+            raise UnsupportedExpression(f"cannot tokenize at {text[pos : pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
         raw = m.group(kind or "op")
@@ -126,7 +126,8 @@ def _tokenize(expr: str) -> list[tuple[str, Any]]:
 # --------------------------------------------------------------------------------------------- parser
 
 # AST: ("member", name) | ("fn", name, [args]) | ("lit", value, type) | ("var", name)
-#      ("invoke", base, inv) | ("index", base, index) | ("bin", op, left, right) | ("type", op, expr, typename)
+#      ("invoke", base, inv) | ("index", base, index) | ("bin", op, left, right)
+#      ("type", op, expr, typename)
 _BINARY_LEVELS: list[set[str]] = [
     {"implies"},
     {"or", "xor"},
@@ -187,7 +188,11 @@ class _Parser:
         kind, name = self.take()
         if kind != "ident":
             raise UnsupportedExpression("type name expected")
-        if self.peek() == ("op", ".") and self.tokens[self.pos + 1][0] == "ident" and name in ("FHIR", "System"):
+        if (
+            self.peek() == ("op", ".")
+            and self.tokens[self.pos + 1][0] == "ident"
+            and name in ("FHIR", "System")
+        ):
             self.take()
             _, sub = self.take()
             return f"{name}.{sub}"
@@ -265,7 +270,9 @@ _SUBTYPES: dict[str, frozenset[str]] = {
     "integer": frozenset({"positiveInt", "unsignedInt"}),
 }
 _SYSTEM_TYPES: dict[str, frozenset[str]] = {
-    "String": frozenset({"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "xhtml"}),
+    "String": frozenset(
+        {"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "xhtml"}
+    ),
     "Boolean": frozenset({"boolean"}),
     "Integer": frozenset({"integer", "positiveInt", "unsignedInt"}),
     "Decimal": frozenset({"decimal"}),
@@ -308,7 +315,11 @@ def guess_type(value: Any) -> str:
     keys = value.keys()
     if "coding" in keys:
         return "CodeableConcept"
-    if "reference" in keys or ("identifier" in keys and "value" not in keys) or "type" in keys and "display" in keys:
+    if (
+        "reference" in keys
+        or ("identifier" in keys and "value" not in keys)
+        or ("type" in keys and "display" in keys)
+    ):
         return "Reference"
     if "family" in keys or "given" in keys:
         return "HumanName"
@@ -528,12 +539,10 @@ class _Compiler:
         nargs = len(args)
         if name in ("as", "ofType", "is") and nargs == 1:
             type_ast = args[0]
-            if type_ast[0] == "invoke" and type_ast[1] is None and type_ast[2][0] == "member":
-                type_name = type_ast[2][1]
-            elif (
+            if (
                 type_ast[0] == "invoke"
                 and type_ast[2][0] == "member"
-                and type_ast[1] == ("invoke", None, ("member", "FHIR"))
+                and type_ast[1] in (None, ("invoke", None, ("member", "FHIR")))
             ):
                 type_name = type_ast[2][1]
             else:
@@ -595,7 +604,7 @@ class _Compiler:
 
 
 def _resolve(focus: list[Node], ctx: Context) -> list[Node]:
-    """``resolve()`` without a server: what the reference string tells (type, id) or the contained resource."""
+    """``resolve()`` without a server: the type/id the reference string tells, or the contained resource."""
     out = []
     for n in focus:
         value = n.value
@@ -688,7 +697,7 @@ def _fhirpathpy_compile(expression: str) -> Any:
     return fhirpathpy.compile(fhirpathpy_expression(expression), model=models["r4"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_expression(expression: str) -> CompiledExpression:
     """Compile ``expression`` once (cached); falls back to fhirpathpy when outside the supported subset."""
     try:
@@ -704,4 +713,8 @@ def compile_expression(expression: str) -> CompiledExpression:
 
 def compile_stats() -> dict[str, Any]:
     """How many distinct expressions were compiled / handed to fhirpathpy so far (and which)."""
-    return {"compiled": _STATS["compiled"], "fallback": _STATS["fallback"], "fallback_expressions": list(_FALLBACKS)}
+    return {
+        "compiled": _STATS["compiled"],
+        "fallback": _STATS["fallback"],
+        "fallback_expressions": list(_FALLBACKS),
+    }

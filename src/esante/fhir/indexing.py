@@ -8,9 +8,9 @@ parameter type *and* the node's FHIR type:
 * **string** — string-like primitives; ``HumanName`` → family, each given, prefix, suffix, text;
   ``Address`` → each line, city, district, state, postalCode, country, text (one row each).
   ``value_norm`` = :func:`normalize_string`, ``value_exact`` = the original text (cut to 255).
-* **token** — ``Coding`` (system, code, normalised display); ``CodeableConcept`` (each coding, plus its text as a
-  row with system/code None); ``Identifier`` (system, value, normalised type.text) plus, for each type coding,
-  a ``"<code>:of-type"`` row with system = type coding system and code = ``"<type code>|<value>"``;
+* **token** — ``Coding`` (system, code, normalised display); ``CodeableConcept`` (each coding, plus its
+  text as a row with system/code None); ``Identifier`` (system, value, normalised type.text) plus, for each
+  type coding, a ``"<code>:of-type"`` row (system = type coding system, code = ``"<type code>|<value>"``);
   ``ContactPoint`` → system = ``ContactPoint.system`` (phone, email, …), code = value; code/string/id/uri
   primitives → (None, value); boolean → ``"true"``/``"false"``. Primitive ``code`` values are stored without
   their implicit (bound) code system.
@@ -20,7 +20,7 @@ parameter type *and* the node's FHIR type:
   url without ``|version`` (the version goes to target_version), target_type/target_id when the URL ends in
   ``Type/id``. A resource node (``Bundle.entry[0].resource``) → its type and id. Contained (``#x``) skipped.
 * **date** — date/dateTime/instant → :func:`parse_date_range`; ``Period`` → (start lo | MIN_MICROS, end hi |
-  MAX_MICROS); ``Timing`` → the overall min/max of its events and ``repeat.boundsPeriod``. Other values ignored.
+  MAX_MICROS); ``Timing`` → the overall min/max of its events and ``repeat.boundsPeriod``. Others ignored.
 * **number** — integer/decimal values; Quantity value; ``Range`` → low and high as two rows.
 * **quantity** — Quantity and its profiles (Age, Duration, Count, Distance, SimpleQuantity): (value, system,
   code, unit); ``Money`` → (value, None, currency, None); ``Range`` → low and high as two rows; bare numbers →
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from esante.fhir.definitions import Registry, get_registry
@@ -186,7 +186,9 @@ class _Rows:
         id_type = ident.get("type")
         type_text = _norm(id_type.get("text")) if isinstance(id_type, dict) else None
         if system is not None or value is not None:
-            self.token[(param, grp, _cut(system), _cut(value), type_text[:MAX_VALUE] if type_text else None)] = None
+            self.token[
+                (param, grp, _cut(system), _cut(value), type_text[:MAX_VALUE] if type_text else None)
+            ] = None
         if value is not None and isinstance(id_type, dict):
             for coding in id_type.get("coding") or ():
                 if isinstance(coding, dict) and coding.get("code") is not None:
@@ -244,9 +246,9 @@ class _Rows:
         rtype, rid, _, _ = parse_reference(url)
         if "://" not in url and not url.startswith("urn:"):
             # a relative "Type/id" in a uri-typed element
-            self.reference[(param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), None, None, None)] = (
-                None
-            )
+            self.reference[
+                (param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), None, None, None)
+            ] = None
             return
         self.reference[
             (param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), url[:MAX_URL], None, None)
@@ -375,7 +377,7 @@ _ADDERS = {
 _Plan = tuple[tuple[str, str, CompiledExpression, tuple[tuple[str, CompiledExpression], ...]], ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(registry: Registry, resource_type: str) -> _Plan:
     plan = []
     for code, sp in registry.params(resource_type).items():
@@ -392,7 +394,7 @@ def _plan(registry: Registry, resource_type: str) -> _Plan:
 
 
 def extract_index_rows(resource: dict[str, Any], registry: Registry | None = None) -> IndexRows:
-    """Every index row ``resource`` contributes (empty for an unknown resource type). Never raises on odd data."""
+    """Every index row ``resource`` contributes (none for an unknown type); never raises on odd data."""
     registry = registry or get_registry()
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(rtype, str) or not registry.is_resource_type(rtype):

@@ -61,7 +61,9 @@ def parse_date_range(text: str) -> tuple[int, int]:
         raise ValueError(f"date must be a string, not {type(text).__name__}")
     m = _DATE_RE.fullmatch(text)
     if m is None:
-        raise ValueError(f"malformed date/dateTime {text!r} (expected YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]]])")
+        raise ValueError(
+            f"malformed date/dateTime {text!r} (expected YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]]])"
+        )
     year = int(m["y"])
     if year == 0:
         raise ValueError(f"invalid year in {text!r}")
@@ -156,7 +158,7 @@ def parse_reference(
     * ``"http://x/fhir/Patient/123"`` → ("Patient", "123", None, "http://x/fhir/Patient/123");
     * ``"urn:uuid:…"`` / ``"urn:oid:…"`` → (None, None, None, the urn);
     * ``"#p1"`` (contained) → all None;
-    * canonical ``"http://x/ValueSet/vs|1.0"`` → url without the version (type/id parsed from it when present).
+    * canonical ``"http://x/ValueSet/vs|1.0"`` → url without the version (type/id parsed when present).
     """
     if not ref or ref.startswith("#"):
         return None, None, None, None
