@@ -1,0 +1,338 @@
+"""Search conditions (the parsed form of a FHIR search) and their rendering to ONE SQL statement.
+
+Every condition renders to a boolean SQL expression on a *resource alias* (a row of ``resource``: the
+matched resource ``r`` in the main statement, the joined target ``t`` of a chain, the joined source ``s`` of
+``_has``).
+Index conditions always take the shape::
+
+    o.rid IN (SELECT x.rid FROM idx_<kind> x WHERE x.res_type = ? AND x.param = ? AND (<value predicates>))
+
+which matches the ``ix_idx_<kind>_value (res_type, param, value..., rid)`` indexes: PostgreSQL and SQLite
+answer it with an index(-only) range scan feeding a semi-join on ``resource``
+(by ``ix_resource_current_rid``).
+User values are only ever bound as ``?`` parameters; SQL text is built from fixed fragments.
+
+EXPLAIN on PostgreSQL 15 (10k Observations, 2k Patients, ANALYZE'd; see tests/fhir/search/test_explain.py):
+
+* token ``code=http://loinc.org|1234-5``: ``Index Only Scan using ix_idx_token_value`` (Index Cond on
+  res_type, param, code, system) → Nested Loop Semi Join → ``Index Scan using ix_resource_current_rid``.
+* date range ``date=ge2020-01-01&date=lt2021-01-01``: ``Index Only Scan using ix_idx_date_value`` with
+  ``res_type``/``param`` as index conditions and the lo/hi bounds as index filter/conditions, hashed into
+  semi-joins on the resource.
+* chain ``subject:Patient.name=smith``: ``Index Only Scan using ix_idx_string_value`` (name prefix as the
+  range ``value_norm >= ?`` plus ``LIKE``) → Nested Loop over ``uq_resource_current``-style lookups of the
+  target → ``Index Scan using ix_idx_reference_value``/``ix_idx_reference_rid`` for the referencing rows.
+  No sequential scan of an index table appears in any of the three plans.
+
+String prefix search is written as ``value_norm >= ? AND value_norm LIKE ? ESCAPE '\\'``: the ``>=`` lets the
+B-tree seek to the first candidate whatever the collation (a string is never smaller than its own prefix),
+the LIKE keeps the exact prefix semantics.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from esante.db.engine import Dialect
+
+RESOURCE_COLUMNS = "rid, res_type, res_id, version_id, last_updated, deleted, content"
+
+INDEX_TABLES = {
+    "string": "idx_string",
+    "token": "idx_token",
+    "date": "idx_date",
+    "number": "idx_number",
+    "quantity": "idx_quantity",
+    "reference": "idx_reference",
+    "uri": "idx_uri",
+}
+
+
+@dataclass(frozen=True)
+class Pred:
+    """A predicate on one index row: SQL text with ``{x}`` standing for the row alias, plus bound values."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def render(self, alias: str) -> tuple[str, list[Any]]:
+        return self.sql.replace("{x}", alias), list(self.params)
+
+
+TRUE = Pred("1 = 1")
+FALSE = Pred("1 = 0")
+
+
+def and_preds(*preds: Pred) -> Pred:
+    preds = tuple(p for p in preds if p is not TRUE)
+    if not preds:
+        return TRUE
+    if len(preds) == 1:
+        return preds[0]
+    return Pred(" AND ".join(f"({p.sql})" for p in preds), tuple(itertools.chain(*(p.params for p in preds))))
+
+
+def or_preds(preds: Sequence[Pred]) -> Pred:
+    if not preds:
+        return FALSE
+    if len(preds) == 1:
+        return preds[0]
+    return Pred(" OR ".join(f"({p.sql})" for p in preds), tuple(itertools.chain(*(p.params for p in preds))))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Conditions on a resource alias
+
+
+@dataclass(frozen=True)
+class IndexCond:
+    """Some index row of ``param`` matches one of ``preds`` (OR); ``negate`` → no row matches (``:not``)."""
+
+    kind: str
+    res_types: tuple[str, ...]
+    param: str
+    pred: Pred
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class MissingCond:
+    """``:missing``: the resource has (``missing=False``) or has no (``missing=True``) row for ``param``."""
+
+    kind: str
+    res_types: tuple[str, ...]
+    param: str
+    missing: bool
+
+
+@dataclass(frozen=True)
+class CompositeCond:
+    """Composite: every component predicate holds on rows sharing one ``grp``; OR over ``alternatives``."""
+
+    res_types: tuple[str, ...]
+    param: str
+    kinds: tuple[str, ...]  # index kind of each component
+    alternatives: tuple[tuple[Pred, ...], ...]
+
+
+@dataclass(frozen=True)
+class ColumnCond:
+    """A predicate on the resource row itself (``_id`` → res_id, ``_lastUpdated`` → last_updated)."""
+
+    pred: Pred  # uses {x} for the resource alias
+
+
+@dataclass(frozen=True)
+class ChainCond:
+    """``param.chain``: some reference of ``param`` points at a current resource satisfying ``inner``."""
+
+    res_types: tuple[str, ...]
+    param: str
+    target_types: tuple[str, ...]
+    inner: Cond  # on the target resource alias
+
+
+@dataclass(frozen=True)
+class HasCond:
+    """``_has:Src:param:...``: some current ``Src`` referencing this resource by ``param`` satisfies inner."""
+
+    src_type: str
+    param: str
+    inner: Cond  # on the source resource alias
+
+
+@dataclass(frozen=True)
+class AnyCond:
+    """OR of conditions (multi-type chains, compartments)."""
+
+    parts: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class AllCond:
+    parts: tuple[Cond, ...]
+
+
+Cond = IndexCond | MissingCond | CompositeCond | ColumnCond | ChainCond | HasCond | AnyCond | AllCond
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """``_sort`` key: a column of the resource (``_id``/``_lastUpdated``) or the min/max of an index value."""
+
+    name: str
+    descending: bool
+    kind: str  # "column" | index kind
+    column: str  # resource column, or index value expression with {x}
+    params: tuple[str, ...] = ()  # param codes (several for component-less names are never used)
+
+
+def _type_filter(alias: str, res_types: tuple[str, ...]) -> tuple[str, list[Any]]:
+    if len(res_types) == 1:
+        return f"{alias}.res_type = ?", [res_types[0]]
+    return f"{alias}.res_type IN ({', '.join('?' * len(res_types))})", list(res_types)
+
+
+@dataclass
+class Renderer:
+    """Renders conditions with fresh aliases (nested subqueries never shadow one another)."""
+
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def alias(self, prefix: str) -> str:
+        return f"{prefix}{next(self.counter)}"
+
+    def render(self, cond: Cond, o: str) -> tuple[str, list[Any]]:
+        if isinstance(cond, AllCond):
+            texts, params = [], []
+            for part in cond.parts:
+                text, ps = self.render(part, o)
+                texts.append(f"({text})")
+                params += ps
+            return (" AND ".join(texts) if texts else "1 = 1"), params
+        if isinstance(cond, AnyCond):
+            texts, params = [], []
+            for part in cond.parts:
+                text, ps = self.render(part, o)
+                texts.append(f"({text})")
+                params += ps
+            return (" OR ".join(texts) if texts else "1 = 0"), params
+        if isinstance(cond, ColumnCond):
+            return cond.pred.render(o)
+        if isinstance(cond, IndexCond):
+            x = self.alias("x")
+            tf, params = _type_filter(x, cond.res_types)
+            pred_sql, pred_params = cond.pred.render(x)
+            op = "NOT IN" if cond.negate else "IN"
+            sql = (
+                f"{o}.rid {op} (SELECT {x}.rid FROM {INDEX_TABLES[cond.kind]} {x} "
+                f"WHERE {tf} AND {x}.param = ? AND ({pred_sql}))"
+            )
+            return sql, [*params, cond.param, *pred_params]
+        if isinstance(cond, MissingCond):
+            x = self.alias("x")
+            tf, params = _type_filter(x, cond.res_types)
+            op = "NOT IN" if cond.missing else "IN"
+            table = INDEX_TABLES[cond.kind]
+            sql = f"{o}.rid {op} (SELECT {x}.rid FROM {table} {x} WHERE {tf} AND {x}.param = ?)"
+            return sql, [*params, cond.param]
+        if isinstance(cond, CompositeCond):
+            alternatives: list[str] = []
+            params = []
+            for preds in cond.alternatives:
+                aliases = [self.alias("c") for _ in preds]
+                first = aliases[0]
+                tf, tparams = _type_filter(first, cond.res_types)
+                joins: list[str] = []
+                join_params: list[Any] = []
+                wheres: list[str] = []
+                where_params: list[Any] = []
+                for i, (alias, pred, kind) in enumerate(zip(aliases, preds, cond.kinds, strict=True)):
+                    if i:
+                        joins.append(
+                            f" JOIN {INDEX_TABLES[kind]} {alias} ON {alias}.rid = {first}.rid"
+                            f" AND {alias}.grp = {first}.grp AND {alias}.param = ?"
+                        )
+                        join_params.append(f"{cond.param}${i}")
+                    text, ps = pred.render(alias)
+                    wheres.append(f"({text})")
+                    where_params += ps
+                table = INDEX_TABLES[cond.kinds[0]]
+                sql = (
+                    f"{o}.rid IN (SELECT {first}.rid FROM {table} {first}{''.join(joins)}"
+                    f" WHERE {tf} AND {first}.param = ? AND {' AND '.join(wheres)})"
+                )
+                alternatives.append(sql)
+                params += [*join_params, *tparams, f"{cond.param}$0", *where_params]
+            if not alternatives:
+                return "1 = 0", []
+            return " OR ".join(f"({a})" for a in alternatives), params
+        if isinstance(cond, ChainCond):
+            x = self.alias("x")
+            t = self.alias("t")
+            tf, params = _type_filter(x, cond.res_types)
+            inner_sql, inner_params = self.render(cond.inner, t)
+            targets = ", ".join("?" * len(cond.target_types))
+            sql = (
+                f"{o}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resource {t}"
+                f" ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id"
+                f" AND {t}.is_current AND NOT {t}.deleted"
+                f" WHERE {tf} AND {x}.param = ? AND {x}.target_type IN ({targets}) AND ({inner_sql}))"
+            )
+            return sql, [*params, cond.param, *cond.target_types, *inner_params]
+        if isinstance(cond, HasCond):
+            x = self.alias("x")
+            s = self.alias("s")
+            inner_sql, inner_params = self.render(cond.inner, s)
+            sql = (
+                f"({o}.res_type, {o}.res_id) IN (SELECT {x}.target_type, {x}.target_id FROM idx_reference {x}"
+                f" JOIN resource {s} ON {s}.rid = {x}.rid AND {s}.is_current AND NOT {s}.deleted"
+                f" WHERE {x}.res_type = ? AND {x}.param = ? AND ({inner_sql}))"
+            )
+            return sql, [cond.src_type, cond.param, *inner_params]
+        raise TypeError(f"unknown condition {cond!r}")  # pragma: no cover
+
+
+def where_clause(
+    res_types: tuple[str, ...] | None, conds: Sequence[Cond], alias: str = "r"
+) -> tuple[str, list[Any]]:
+    """The WHERE text (without the keyword) for the matches of a search."""
+    texts = [f"{alias}.is_current", f"NOT {alias}.deleted"]
+    params: list[Any] = []
+    if res_types is not None:
+        tf, params = _type_filter(alias, res_types)
+        texts.insert(0, tf)
+    renderer = Renderer()
+    for cond in conds:
+        text, ps = renderer.render(cond, alias)
+        texts.append(f"({text})")
+        params += ps
+    return " AND ".join(texts), params
+
+
+def order_clause(keys: Sequence[SortKey], alias: str = "r") -> tuple[str, list[Any]]:
+    """ORDER BY text: each key with NULLS LAST (a resource without a value sorts last), ``rid`` last."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, key in enumerate(keys):
+        direction = "DESC" if key.descending else "ASC"
+        if key.kind == "column":
+            parts.append(f"{alias}.{key.column} {direction}")
+            continue
+        x = f"o{i}"
+        agg = "MAX" if key.descending else "MIN"
+        column = key.column.replace("{x}", x)
+        params_in = ", ".join("?" * len(key.params))
+        parts.append(
+            f"(SELECT {agg}({column}) FROM {INDEX_TABLES[key.kind]} {x}"
+            f" WHERE {x}.rid = {alias}.rid AND {x}.param IN ({params_in})) {direction} NULLS LAST"
+        )
+        params += key.params
+    parts.append(f"{alias}.rid ASC")
+    return ", ".join(parts), params
+
+
+def select_matches(
+    res_types: tuple[str, ...] | None,
+    conds: Sequence[Cond],
+    sort: Sequence[SortKey],
+    limit: int,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    where, params = where_clause(res_types, conds)
+    order, order_params = order_clause(sort)
+    cols = ", ".join(f"r.{c.strip()}" for c in RESOURCE_COLUMNS.split(","))
+    sql = f"SELECT {cols} FROM resource r WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    return sql, [*params, *order_params, limit, offset]
+
+
+def count_matches(res_types: tuple[str, ...] | None, conds: Sequence[Cond]) -> tuple[str, list[Any]]:
+    where, params = where_clause(res_types, conds)
+    return f"SELECT COUNT(*) FROM resource r WHERE {where}", params
+
+
+def like_prefix(dialect: Dialect, text: str) -> str:
+    return dialect.like_escape(text) + "%"
