@@ -711,6 +711,12 @@ def compile_expression(expression: str) -> CompiledExpression:
     return CompiledExpression(expression, step)
 
 
+@cache
+def compile_with_fhirpathpy(expression: str) -> CompiledExpression:
+    """The expression evaluated by fhirpathpy only (reference implementation for tests and benchmarks)."""
+    return CompiledExpression(expression, None, _fhirpathpy_compile(expression))
+
+
 def compile_stats() -> dict[str, Any]:
     """How many distinct expressions were compiled / handed to fhirpathpy so far (and which)."""
     return {
