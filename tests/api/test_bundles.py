@@ -1,0 +1,130 @@
+"""batch and transaction Bundles: atomicity, FHIR processing order, urn:uuid and conditional references."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.api.helpers import FHIR_JSON, outcome, patient
+from tests.conftest import shared_data
+
+
+def entry(method: str, url: str, resource: dict | None = None, full_url: str | None = None, **request: str) -> dict:
+    item: dict = {"request": {"method": method, "url": url, **request}}
+    if resource is not None:
+        item["resource"] = resource
+    if full_url:
+        item["fullUrl"] = full_url
+    return item
+
+
+def bundle(kind: str, *entries: dict) -> dict:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+async def count(client: httpx.AsyncClient) -> int:
+    return (await client.get("/fhir/_history")).json()["total"]
+
+
+async def test_transaction_resolves_urn_uuid_and_orders_entries(client: httpx.AsyncClient) -> None:
+    old = (await client.post("/fhir/Patient", json=patient(family="Old"), headers=FHIR_JSON)).json()
+    tx = bundle(
+        "transaction",
+        entry("GET", "Patient?family=Kremer"),
+        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "w"},
+                                       "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"}},
+              full_url="urn:uuid:22222222-2222-4222-8222-222222222222"),
+        entry("POST", "Patient", patient(family="Kremer"), full_url="urn:uuid:11111111-1111-4111-8111-111111111111"),
+        entry("DELETE", f"Patient/{old['id']}"),
+    )
+    response = await client.post("/fhir", json=tx, headers=FHIR_JSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses[1:] == ["201 Created", "201 Created", "204 No Content"]
+    # GET runs last: it sees the patient created in the same transaction
+    assert result["entry"][0]["resource"]["total"] == 1
+    patient_id = result["entry"][2]["resource"]["id"]
+    observation = result["entry"][1]["resource"]
+    assert observation["subject"]["reference"] == f"Patient/{patient_id}"
+    assert result["entry"][2]["response"]["location"].split("/_history")[0].endswith(f"Patient/{patient_id}")
+    outcome(await client.get(f"/fhir/Patient/{old['id']}"), 410)
+
+
+async def test_transaction_is_atomic(client: httpx.AsyncClient) -> None:
+    before = await count(client)
+    tx = bundle(
+        "transaction",
+        entry("POST", "Patient", patient(family="Ok")),
+        entry("POST", "Patient", patient(birthDate="not-a-date")),
+    )
+    body = outcome(await client.post("/fhir", json=tx, headers=FHIR_JSON), 400)
+    assert "Bundle.entry[1]" in body["issue"][0]["diagnostics"]
+    assert await count(client) == before
+    assert (await client.get("/fhir/Patient?family=Ok")).json()["total"] == 0
+
+
+async def test_conditional_reference_and_if_none_exist(client: httpx.AsyncClient) -> None:
+    ident = {"system": "urn:oid:1.3.182.2.4.2", "value": "5550001112"}
+    existing = (await client.post("/fhir/Patient", json=patient(identifier=[ident]), headers=FHIR_JSON)).json()
+    tx = bundle(
+        "transaction",
+        entry("POST", "Patient", patient(identifier=[ident]), full_url="urn:uuid:33333333-3333-4333-8333-333333333333",
+              ifNoneExist="identifier=urn:oid:1.3.182.2.4.2|5550001112"),
+        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "a"},
+                                       "subject": {"reference": "urn:uuid:33333333-3333-4333-8333-333333333333"}}),
+        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "b"},
+                                       "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|5550001112"}}),
+    )
+    result = (await client.post("/fhir", json=tx, headers=FHIR_JSON)).json()
+    assert result["entry"][0]["response"]["status"] == "200 OK"
+    refs = [e["resource"]["subject"]["reference"] for e in result["entry"][1:]]
+    assert refs == [f"Patient/{existing['id']}"] * 2
+    missing = bundle("transaction", entry("POST", "Observation", {"resourceType": "Observation", "status": "final",
+                     "code": {"text": "c"}, "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|0"}}))
+    outcome(await client.post("/fhir", json=missing, headers=FHIR_JSON), 404)
+
+
+async def test_batch_reports_each_entry(client: httpx.AsyncClient) -> None:
+    batch = bundle(
+        "batch",
+        entry("POST", "Patient", patient(family="Good")),
+        entry("POST", "Patient", patient(gender="banana")),
+        entry("GET", "Patient/does-not-exist"),
+    )
+    result = (await client.post("/fhir", json=batch, headers=FHIR_JSON)).json()
+    assert result["type"] == "batch-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses[0] == "201 Created" and statuses[1] == "400" and statuses[2] == "404"
+    assert result["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert (await client.get("/fhir/Patient?family=Good")).json()["total"] == 1
+
+
+async def test_bad_bundles(client: httpx.AsyncClient) -> None:
+    outcome(await client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=FHIR_JSON), 400)
+    outcome(await client.post("/fhir", json=patient(), headers=FHIR_JSON), 400)
+    no_request = {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": patient()}]}
+    outcome(await client.post("/fhir", json=no_request, headers=FHIR_JSON), 400)
+    bad_method = bundle("transaction", entry("TRACE", "Patient"))
+    outcome(await client.post("/fhir", json=bad_method, headers=FHIR_JSON), 400)
+    twice = bundle("transaction", entry("PUT", "Patient/a", patient(id="a")), entry("DELETE", "Patient/a"))
+    outcome(await client.post("/fhir", json=twice, headers=FHIR_JSON), 400)
+    assert await count(client) == 0
+
+
+async def test_every_mhd_example_bundle_is_accepted_as_a_transaction(client: httpx.AsyncClient) -> None:
+    folder = shared_data("ig-examples", "MHD")
+    accepted = 0
+    for path in sorted(folder.glob("Bundle-*.json")):
+        example = json.loads(path.read_text())
+        if example.get("type") != "transaction":
+            continue
+        response = await client.post("/fhir", json=example, headers=FHIR_JSON)
+        assert response.status_code == 200, f"{path.name}: {response.text}"
+        result = response.json()
+        assert len(result["entry"]) == len(example["entry"])
+        assert all(e["response"]["status"].startswith("201") for e in result["entry"]), path.name
+        accepted += 1
+    assert accepted >= 8
