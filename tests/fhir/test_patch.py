@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fhir_xml import parse_resource  # tests/fhir is on sys.path (rootdir-relative test modules)
 
 from esante.fhir.errors import FhirError
 from esante.fhir.patch import apply_fhirpath_patch, apply_json_patch
+
+try:  # tests/fhir as a package (tests/fhir/__init__.py) or as a rootdir-relative folder on sys.path
+    from .fhir_xml import parse_resource
+except ImportError:
+    from fhir_xml import parse_resource  # type: ignore[no-redef]
 
 SHARED = Path(
     os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
