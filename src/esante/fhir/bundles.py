@@ -73,6 +73,11 @@ def _parse_entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
         path = split.path.strip("/")
         if split.scheme:  # absolute URL: keep the part after /fhir/ if any
             path = path.split("fhir/", 1)[-1] if "fhir/" in path else path
+        if method == "PUT" and "/" not in path and not split.query and isinstance(resource, dict):
+            # lenient: "PUT Type" with the id in the resource (as in IHE MHD's addToFolder example) is taken
+            # as an update of Type/<resource.id>
+            if isinstance(resource.get("id"), str):
+                path = f"{path}/{resource['id']}"
         headers = {
             header: str(request[key])
             for key, header in (("ifMatch", "if-match"), ("ifNoneMatch", "if-none-match"))

@@ -28,6 +28,6 @@ class StoredResource:
 
 
 def micros_to_instant(micros: int) -> str:
-    """FHIR instant text (UTC, millisecond precision kept to microseconds) for epoch microseconds."""
-    stamp = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}"[:3] + "Z"
+    """FHIR instant text (UTC, microsecond precision: exact, so ``_since``/``_at`` with it are exact too)."""
+    stamp = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"

@@ -140,9 +140,7 @@ class FhirRouter:
                 return await service.update(session, ctx, parts[0], parts[1], body, if_match=headers.get("if-match"))
             raise error(405, "not-supported", f"PUT is not allowed at '{path}'")
         if method == "PATCH":
-            content_type = headers.get("content-type", "application/json-patch+json")
-            if isinstance(body, list):
-                content_type = "application/json-patch+json"
+            content_type, body = _patch_format(headers, body)
             if n == 1 and query:
                 return await service.conditional_patch(
                     session, ctx, parts[0], query, body, content_type, if_match=headers.get("if-match")
@@ -186,6 +184,25 @@ class FhirRouter:
             raise error(405, "not-supported", f"operations are invoked with GET or POST, not {method}")
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
         return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+
+
+def _patch_format(headers: dict[str, str], body: Any) -> tuple[str, Any]:
+    """Tell JSON Patch from FHIRPath Patch: by body shape (bundle entries carry no Content-Type).
+
+    In a Bundle a JSON Patch travels as a Binary whose data is the base64 of the patch document.
+    """
+    if isinstance(body, list):
+        return "application/json-patch+json", body
+    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+        return "application/fhir+json", body
+    if isinstance(body, dict) and body.get("resourceType") == "Binary":
+        import base64
+
+        try:
+            return "application/json-patch+json", loads_any(base64.b64decode(body.get("data", ""), validate=True))
+        except (ValueError, TypeError) as exc:
+            raise bad_request("the Binary of a JSON Patch entry must hold base64 JSON") from exc
+    return headers.get("content-type", "application/json-patch+json"), body
 
 
 def _form(request: FhirRequest) -> list[tuple[str, str]]:
