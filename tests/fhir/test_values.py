@@ -103,17 +103,29 @@ def test_extreme_years() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "20", "2020-13", "2020-00", "2021-02-29", "2020-02-30", "2020-1-1", "garbage", "2020-01-01T25:00",
-     "2020-01-01T10:61", "2020-01-01T10:00:60", "2020-01-01T10:00+15:00", "2020-01-01 10:00", "0000"],
+    [
+        "",
+        "20",
+        "2020-13",
+        "2020-00",
+        "2021-02-29",
+        "2020-02-30",
+        "2020-1-1",
+        "garbage",
+        "2020-01-01T25:00",
+        "2020-01-01T10:61",
+        "2020-01-01T10:00:60",
+        "2020-01-01T10:00+15:00",
+        "2020-01-01 10:00",
+        "0000",
+    ],
 )
 def test_malformed_dates_raise(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_date_range(bad)
 
 
-instants = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
-)
+instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 
 
 @given(instants)
@@ -180,8 +192,10 @@ def test_number_ranges() -> None:
         ("Patient/123/_history/2", ("Patient", "123", "2", None)),
         ("http://x/fhir/Patient/123", ("Patient", "123", None, "http://x/fhir/Patient/123")),
         ("http://x/fhir/Patient/123/_history/4", ("Patient", "123", "4", "http://x/fhir/Patient/123")),
-        ("urn:uuid:0d3b6f5e-1a2b-4c3d-8e9f-001122334455", (None, None, None,
-                                                            "urn:uuid:0d3b6f5e-1a2b-4c3d-8e9f-001122334455")),
+        (
+            "urn:uuid:0d3b6f5e-1a2b-4c3d-8e9f-001122334455",
+            (None, None, None, "urn:uuid:0d3b6f5e-1a2b-4c3d-8e9f-001122334455"),
+        ),
         ("#contained", (None, None, None, None)),
         ("http://hl7.org/fhir/ValueSet/x|1.0", ("ValueSet", "x", None, "http://hl7.org/fhir/ValueSet/x")),
         ("not a reference", (None, None, None, None)),
@@ -192,4 +206,9 @@ def test_parse_reference(ref: str, expected: tuple[str | None, ...]) -> None:
 
 
 def test_parse_reference_with_base() -> None:
-    assert parse_reference("Patient/1", "https://h/fhir/") == ("Patient", "1", None, "https://h/fhir/Patient/1")
+    assert parse_reference("Patient/1", "https://h/fhir/") == (
+        "Patient",
+        "1",
+        None,
+        "https://h/fhir/Patient/1",
+    )
