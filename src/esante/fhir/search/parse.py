@@ -275,7 +275,7 @@ class _Parser:
         if code == "_lastUpdated":
             return self._last_updated(name, modifier, value)
         spd = self._defs(res_types, code, name)
-        if spd.type not in INDEXED_TYPES and spd.type != "composite":
+        if spd.expression is None or (spd.type not in INDEXED_TYPES and spd.type != "composite"):
             raise _Unknown(f"Search parameter '{name}' of type {spd.type} is not supported")
         if modifier is not None and modifier not in TYPE_MODIFIERS[spd.type]:
             if spd.type == "reference" and self.registry.is_resource_type(modifier):
@@ -515,7 +515,7 @@ class _Parser:
                 "reference": "COALESCE({x}.target_type || '/' || {x}.target_id, {x}.url, {x}.ident_value)",
                 "uri": "{x}.value",
             }.get(spd.type)
-            if column is None:
+            if column is None or spd.expression is None or code in UNSUPPORTED:
                 raise _bad("_sort", f"cannot sort on {code!r} (a {spd.type} parameter)")
             keys.append(SortKey(code, descending, spd.type, column, (code,)))
         return keys
