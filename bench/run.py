@@ -1,0 +1,240 @@
+"""REST benchmark on PostgreSQL: CRUD mix, searches, transaction-bundle ingest, and pgbench as the yardstick.
+
+Usage: ``python -m bench.run [--patients 5000] [--duration 20] [--connections 16] [--workers 2]``
+
+Steps: (1) fresh database ``esante_bench``, migrated; (2) seed patients + observations through the store's
+transaction path (progress bar); (3) start ``esante serve`` with N uvicorn workers; (4) drive it with wrk (C, so
+the load generator takes as little of the 2 cores as possible) for each workload; (5) run pgbench with the SQL a
+read and a token search issue, to express our throughput as a fraction of what PostgreSQL alone does on the same
+box; (6) write bench/results/rest.json and print a table. Everything runs on this machine, load generator included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.machine import describe
+from esante.app import build_platform
+from esante.config import Settings
+from esante.db.migrate import upgrade
+from esante.fhir.context import RequestContext
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+CODES = ["29463-7", "8480-6", "8462-4", "8310-5", "2339-0"]
+console = Console()
+
+
+def recreate_database(admin_url: str, name: str) -> str:
+    subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return url
+
+
+def patient_resource(rng: random.Random, ident: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "active": True,
+        "identifier": [{"system": "urn:oid:1.3.182.2.4.2", "value": ident}],
+        "name": [{"family": rng.choice(["Schmit", "Muller", "Weber", "Wagner", "Da Silva"]), "given": ["Bench"]}],
+        "gender": rng.choice(["female", "male"]),
+        "birthDate": f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+    }
+
+
+def observation_resource(rng: random.Random, subject: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": rng.choice(CODES)}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z",
+        "valueQuantity": {"value": rng.randint(40, 200), "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+    }
+
+
+def make_bundle(rng: random.Random, first_ident: int, patients: int = 10, per_patient: int = 9) -> dict[str, Any]:
+    """A transaction of ``patients`` x (1 + ``per_patient``) resources linked by urn:uuid."""
+    entries = []
+    for i in range(patients):
+        full_url = f"urn:uuid:{rng.getrandbits(128):032x}"
+        entries.append({"fullUrl": full_url, "resource": patient_resource(rng, str(first_ident + i)),
+                        "request": {"method": "POST", "url": "Patient"}})
+        for _ in range(per_patient):
+            entries.append({"resource": observation_resource(rng, full_url), "request": {"method": "POST", "url": "Observation"}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+async def seed(url: str, patients: int, data_dir: Path) -> dict[str, Any]:
+    """Load ``patients`` patients with 9 observations each, in 100-resource transactions."""
+    platform = build_platform(Settings(database_url=url))
+    await platform.database.connect()
+    rng = random.Random(42)
+    patient_ids: list[str] = []
+    idents: list[str] = []
+    observation_ids: list[str] = []
+    started = time.perf_counter()
+    with Progress(console=console) as progress:
+        task = progress.add_task("seeding", total=patients)
+        for start in range(0, patients, 10):
+            bundle = make_bundle(rng, 2_000_000_000 + start)
+            outcome = await platform.router.bundles.process(RequestContext(prefer_return="minimal"), bundle)
+            assert isinstance(outcome.body, dict)
+            for entry in outcome.body["entry"]:
+                location = entry["response"]["location"].split("/_history")[0]
+                res_type, res_id = location.split("/")[-2:]
+                (patient_ids if res_type == "Patient" else observation_ids).append(res_id)
+            idents.extend(str(2_000_000_000 + start + i) for i in range(10))
+            progress.update(task, advance=10)
+    elapsed = time.perf_counter() - started
+    await platform.database.close()
+    (data_dir / "patients.txt").write_text("\n".join(patient_ids) + "\n")
+    (data_dir / "identifiers.txt").write_text("\n".join(idents) + "\n")
+    (data_dir / "observations.txt").write_text("\n".join(observation_ids) + "\n")
+    (data_dir / "bundle.json").write_text(json.dumps(make_bundle(rng, 3_000_000_000)))
+    total = len(patient_ids) + len(observation_ids)
+    return {"resources": total, "seconds": round(elapsed, 2), "resources_per_s": round(total / elapsed, 1)}
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, ESANTE_LOG_LEVEL="warning", ESANTE_DB_POOL_SIZE="8")
+    cmd = [sys.executable, "-m", "esante.cli", "serve", "--db", url, "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+
+
+def run_wrk(script: str, port: int, duration: int, connections: int, data_dir: Path) -> dict[str, Any]:
+    env = dict(os.environ, BENCH_DIR=str(HERE), BENCH_DATA=str(data_dir))
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(HERE / "wrk" / script),
+           f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
+    return json.loads(line.removeprefix("WRK_JSON "))
+
+
+PGBENCH_SETUP = """
+DROP TABLE IF EXISTS bench_ids;
+CREATE TABLE bench_ids (n int PRIMARY KEY, res_id text NOT NULL, ident text NOT NULL);
+"""
+
+PGBENCH_READ = """\\set n random(1, {n})
+SELECT content FROM resource WHERE res_type = 'Patient' AND is_current
+  AND res_id = (SELECT res_id FROM bench_ids WHERE n = :n);
+"""
+
+PGBENCH_SEARCH = """\\set n random(1, {n})
+SELECT r.rid, r.content FROM resource r WHERE r.res_type = 'Patient' AND r.is_current AND NOT r.deleted
+  AND r.rid IN (SELECT t.rid FROM idx_token t WHERE t.res_type = 'Patient' AND t.param = 'identifier'
+    AND t.code = (SELECT ident FROM bench_ids WHERE n = :n) AND t.system = 'urn:oid:1.3.182.2.4.2')
+  ORDER BY r.rid LIMIT 21;
+"""
+
+
+def run_pgbench(url: str, data_dir: Path, duration: int, connections: int) -> dict[str, Any]:
+    """TPS of the read and search statements executed by PostgreSQL alone (pgbench, prepared mode)."""
+    if not shutil.which("pgbench"):
+        return {"error": "pgbench not installed"}
+    ids = (data_dir / "patients.txt").read_text().split()
+    idents = (data_dir / "identifiers.txt").read_text().split()
+    subprocess.run(["psql", url, "-qc", PGBENCH_SETUP], check=True)
+    rows = "".join(f"{i + 1}\t{pid}\t{ident}\n" for i, (pid, ident) in enumerate(zip(ids, idents, strict=False)))
+    subprocess.run(["psql", url, "-qc", "COPY bench_ids FROM STDIN"], input=rows, text=True, check=True)
+    results: dict[str, Any] = {}
+    for name, template in (("read", PGBENCH_READ), ("search_token", PGBENCH_SEARCH)):
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+            handle.write(template.format(n=len(ids)))
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", f"-c{connections}", "-j2", f"-T{duration}", "-f", handle.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        tps = next(float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps"))
+        results[name] = {"tps": round(tps, 1)}
+        os.unlink(handle.name)
+    subprocess.run(["psql", url, "-qc", "DROP TABLE bench_ids"], check=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--patients", type=int, default=5000)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is required: apt-get install wrk")
+    url = recreate_database(args.admin_url, "esante_bench")
+    data_dir = Path(tempfile.mkdtemp(prefix="esante-bench-"))
+    seeded = asyncio.run(seed(url, args.patients, data_dir))
+    console.print(f"seeded {seeded['resources']} resources in {seeded['seconds']} s (in-process)")
+    server = start_server(url, args.port, args.workers)
+    workloads: dict[str, Any] = {}
+    try:
+        for script in ("crud.lua", "search.lua", "ingest.lua"):
+            result = run_wrk(script, args.port, args.duration, args.connections, data_dir)
+            if script == "ingest.lua":
+                result["resources_per_s"] = round(result["req_per_s"] * 100, 1)
+            workloads[result["workload"]] = result
+            console.print(result)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    pgbench = run_pgbench(url, data_dir, min(args.duration, 15), args.connections)
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": describe(url),
+        "setup": {
+            "server_workers": args.workers, "connections": args.connections, "duration_s": args.duration,
+            "load_generator": "wrk 4.1 (1 thread) on the same machine", "database": "PostgreSQL (local)",
+            "seed": seeded,
+        },
+        "workloads": workloads,
+        "pgbench": pgbench,
+    }
+    if "read" in pgbench:
+        report["fraction_of_postgres"] = {
+            "crud_vs_read": round(workloads["crud"]["req_per_s"] / pgbench["read"]["tps"], 3),
+            "search_vs_token_search": round(workloads["search"]["req_per_s"] / pgbench["search_token"]["tps"], 3),
+        }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rest.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title="eSanté REST benchmark (PostgreSQL)")
+    for column in ("workload", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(column)
+    for name, result in workloads.items():
+        table.add_row(name, f"{result['req_per_s']:.0f}", f"{result['p50_ms']:.1f}", f"{result['p95_ms']:.1f}",
+                      f"{result['p99_ms']:.1f}", str(result["errors"]))
+    console.print(table)
+    console.print(f"pgbench: {pgbench}")
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
