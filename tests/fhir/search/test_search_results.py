@@ -183,7 +183,7 @@ async def test_summary_and_elements(kit: SearchKit) -> None:
     assert set(summary("_elements=name,Patient.photo")) == {"resourceType", "id", "meta", "name", "photo"}
     assert summary("_summary=false") == stored_json
     assert "meta" not in resource or "tag" not in resource["meta"]  # the input is never modified
-    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "c"}}
+    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "c"}, "note": [{"text": "n"}]}
     assert set(apply_summary(observation, kit.parse("Observation", "_elements=note"), reg)) == {
         "resourceType",
         "id",
