@@ -67,7 +67,12 @@ def observation_resource(rng: random.Random, subject: str) -> dict[str, Any]:
         "code": {"coding": [{"system": "http://loinc.org", "code": rng.choice(CODES)}]},
         "subject": {"reference": subject},
         "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z",
-        "valueQuantity": {"value": rng.randint(40, 200), "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+        "valueQuantity": {
+            "value": rng.randint(40, 200),
+            "unit": "kg",
+            "system": "http://unitsofmeasure.org",
+            "code": "kg",
+        },
     }
 
 
@@ -76,10 +81,20 @@ def make_bundle(rng: random.Random, first_ident: int, patients: int = 10, per_pa
     entries = []
     for i in range(patients):
         full_url = f"urn:uuid:{rng.getrandbits(128):032x}"
-        entries.append({"fullUrl": full_url, "resource": patient_resource(rng, str(first_ident + i)),
-                        "request": {"method": "POST", "url": "Patient"}})
+        entries.append(
+            {
+                "fullUrl": full_url,
+                "resource": patient_resource(rng, str(first_ident + i)),
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        )
         for _ in range(per_patient):
-            entries.append({"resource": observation_resource(rng, full_url), "request": {"method": "POST", "url": "Observation"}})
+            entries.append(
+                {
+                    "resource": observation_resource(rng, full_url),
+                    "request": {"method": "POST", "url": "Observation"},
+                }
+            )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -116,7 +131,18 @@ async def seed(url: str, patients: int, data_dir: Path) -> dict[str, Any]:
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, ESANTE_LOG_LEVEL="warning", ESANTE_DB_POOL_SIZE="8")
-    cmd = [sys.executable, "-m", "esante.cli", "serve", "--db", url, "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "esante.cli",
+        "serve",
+        "--db",
+        url,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
@@ -130,8 +156,17 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
 
 def run_wrk(script: str, port: int, duration: int, connections: int, data_dir: Path) -> dict[str, Any]:
     env = dict(os.environ, BENCH_DIR=str(HERE), BENCH_DATA=str(data_dir))
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(HERE / "wrk" / script),
-           f"http://127.0.0.1:{port}"]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / "wrk" / script),
+        f"http://127.0.0.1:{port}",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
     return json.loads(line.removeprefix("WRK_JSON "))
@@ -169,8 +204,21 @@ def run_pgbench(url: str, data_dir: Path, duration: int, connections: int) -> di
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
             handle.write(template.format(n=len(ids)))
         out = subprocess.run(
-            ["pgbench", "-n", "-M", "prepared", f"-c{connections}", "-j2", f"-T{duration}", "-f", handle.name, url],
-            capture_output=True, text=True, check=True,
+            [
+                "pgbench",
+                "-n",
+                "-M",
+                "prepared",
+                f"-c{connections}",
+                "-j2",
+                f"-T{duration}",
+                "-f",
+                handle.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         tps = next(float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps"))
         results[name] = {"tps": round(tps, 1)}
@@ -211,8 +259,11 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": describe(url),
         "setup": {
-            "server_workers": args.workers, "connections": args.connections, "duration_s": args.duration,
-            "load_generator": "wrk 4.1 (1 thread) on the same machine", "database": "PostgreSQL (local)",
+            "server_workers": args.workers,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "load_generator": "wrk 4.1 (1 thread) on the same machine",
+            "database": "PostgreSQL (local)",
             "seed": seeded,
         },
         "workloads": workloads,
@@ -229,8 +280,14 @@ def main() -> None:
     for column in ("workload", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column)
     for name, result in workloads.items():
-        table.add_row(name, f"{result['req_per_s']:.0f}", f"{result['p50_ms']:.1f}", f"{result['p95_ms']:.1f}",
-                      f"{result['p99_ms']:.1f}", str(result["errors"]))
+        table.add_row(
+            name,
+            f"{result['req_per_s']:.0f}",
+            f"{result['p50_ms']:.1f}",
+            f"{result['p95_ms']:.1f}",
+            f"{result['p99_ms']:.1f}",
+            str(result["errors"]),
+        )
     console.print(table)
     console.print(f"pgbench: {pgbench}")
     shutil.rmtree(data_dir, ignore_errors=True)

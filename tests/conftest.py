@@ -29,7 +29,16 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-_TABLES = ("resource", "idx_string", "idx_token", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri")
+_TABLES = (
+    "resource",
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_uri",
+)
 
 
 def reset_schema(url: str) -> None:

@@ -64,9 +64,7 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    db: DbOption = None, config: ConfigOption = None, revision: str = typer.Argument("head")
-) -> None:
+def db_upgrade(db: DbOption = None, config: ConfigOption = None, revision: str = typer.Argument("head")) -> None:
     """Create or migrate the database schema to the latest revision."""
     from esante.db.migrate import current, upgrade
 

@@ -32,10 +32,23 @@ async def test_transaction_resolves_urn_uuid_and_orders_entries(client: httpx.As
     tx = bundle(
         "transaction",
         entry("GET", "Patient?family=Kremer"),
-        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "w"},
-                                       "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"}},
-              full_url="urn:uuid:22222222-2222-4222-8222-222222222222"),
-        entry("POST", "Patient", patient(family="Kremer"), full_url="urn:uuid:11111111-1111-4111-8111-111111111111"),
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "w"},
+                "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+            },
+            full_url="urn:uuid:22222222-2222-4222-8222-222222222222",
+        ),
+        entry(
+            "POST",
+            "Patient",
+            patient(family="Kremer"),
+            full_url="urn:uuid:11111111-1111-4111-8111-111111111111",
+        ),
         entry("DELETE", f"Patient/{old['id']}"),
     )
     response = await client.post("/fhir", json=tx, headers=FHIR_JSON)
@@ -71,19 +84,51 @@ async def test_conditional_reference_and_if_none_exist(client: httpx.AsyncClient
     existing = (await client.post("/fhir/Patient", json=patient(identifier=[ident]), headers=FHIR_JSON)).json()
     tx = bundle(
         "transaction",
-        entry("POST", "Patient", patient(identifier=[ident]), full_url="urn:uuid:33333333-3333-4333-8333-333333333333",
-              ifNoneExist="identifier=urn:oid:1.3.182.2.4.2|5550001112"),
-        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "a"},
-                                       "subject": {"reference": "urn:uuid:33333333-3333-4333-8333-333333333333"}}),
-        entry("POST", "Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "b"},
-                                       "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|5550001112"}}),
+        entry(
+            "POST",
+            "Patient",
+            patient(identifier=[ident]),
+            full_url="urn:uuid:33333333-3333-4333-8333-333333333333",
+            ifNoneExist="identifier=urn:oid:1.3.182.2.4.2|5550001112",
+        ),
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "a"},
+                "subject": {"reference": "urn:uuid:33333333-3333-4333-8333-333333333333"},
+            },
+        ),
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "b"},
+                "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|5550001112"},
+            },
+        ),
     )
     result = (await client.post("/fhir", json=tx, headers=FHIR_JSON)).json()
     assert result["entry"][0]["response"]["status"] == "200 OK"
     refs = [e["resource"]["subject"]["reference"] for e in result["entry"][1:]]
     assert refs == [f"Patient/{existing['id']}"] * 2
-    missing = bundle("transaction", entry("POST", "Observation", {"resourceType": "Observation", "status": "final",
-                     "code": {"text": "c"}, "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|0"}}))
+    missing = bundle(
+        "transaction",
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "c"},
+                "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|0"},
+            },
+        ),
+    )
     outcome(await client.post("/fhir", json=missing, headers=FHIR_JSON), 404)
 
 
@@ -103,7 +148,10 @@ async def test_batch_reports_each_entry(client: httpx.AsyncClient) -> None:
 
 
 async def test_bad_bundles(client: httpx.AsyncClient) -> None:
-    outcome(await client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=FHIR_JSON), 400)
+    outcome(
+        await client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=FHIR_JSON),
+        400,
+    )
     outcome(await client.post("/fhir", json=patient(), headers=FHIR_JSON), 400)
     no_request = {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": patient()}]}
     outcome(await client.post("/fhir", json=no_request, headers=FHIR_JSON), 400)

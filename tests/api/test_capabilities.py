@@ -11,7 +11,12 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     cs = response.json()
     assert cs["resourceType"] == "CapabilityStatement" and cs["fhirVersion"] == "4.0.1"
     rest = cs["rest"][0]
-    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "search-system", "history-system"}
+    assert {i["code"] for i in rest["interaction"]} == {
+        "transaction",
+        "batch",
+        "search-system",
+        "history-system",
+    }
     by_type = {r["type"]: r for r in rest["resource"]}
     assert len(by_type) >= 140
     patient = by_type["Patient"]

@@ -111,24 +111,39 @@ async def test_media_types_and_format(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/fhir/Patient/{pid}?_format=json")).status_code == 200
     outcome(await client.get(f"/fhir/Patient/{pid}?_format=xml"), 406)
     outcome(await client.get(f"/fhir/Patient/{pid}", headers={"Accept": "application/fhir+xml"}), 406)
-    plain = await client.post("/fhir/Patient", content=orjson.dumps(patient()), headers={"Content-Type": "application/json"})
+    plain = await client.post(
+        "/fhir/Patient", content=orjson.dumps(patient()), headers={"Content-Type": "application/json"}
+    )
     assert plain.status_code == 201
-    outcome(await client.post("/fhir/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}), 415)
+    outcome(
+        await client.post("/fhir/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}),
+        415,
+    )
 
 
 async def test_bad_inputs_leave_nothing(client: httpx.AsyncClient) -> None:
     outcome(await client.post("/fhir/Patient", content=b'{"resourceType": "Patient",', headers=FHIR_JSON), 400)
     outcome(await client.post("/fhir/Patient", content=b"[1, 2]", headers=FHIR_JSON), 400)
     outcome(await client.post("/fhir/Patient", content=b"", headers=FHIR_JSON), 400)
-    wrong_type = outcome(await client.post("/fhir/Patient", json={"resourceType": "Observation"}, headers=FHIR_JSON), 400)
+    wrong_type = outcome(
+        await client.post("/fhir/Patient", json={"resourceType": "Observation"}, headers=FHIR_JSON), 400
+    )
     assert any("resourceType" in e for e in expressions(wrong_type))
     bad_date = outcome(await client.post("/fhir/Patient", json=patient(birthDate="1980-13-45"), headers=FHIR_JSON), 400)
     assert "Patient.birthDate" in expressions(bad_date)
     unknown = outcome(await client.post("/fhir/Patient", json=patient(hairColour="red"), headers=FHIR_JSON), 400)
     assert any("hairColour" in e for e in expressions(unknown))
-    wrong_json_type = outcome(await client.post("/fhir/Patient", json={"resourceType": "Patient", "active": "yes"}, headers=FHIR_JSON), 400)
+    wrong_json_type = outcome(
+        await client.post("/fhir/Patient", json={"resourceType": "Patient", "active": "yes"}, headers=FHIR_JSON),
+        400,
+    )
     assert "Patient.active" in expressions(wrong_json_type)
-    missing = outcome(await client.post("/fhir/Observation", json={"resourceType": "Observation", "status": "final"}, headers=FHIR_JSON), 400)
+    missing = outcome(
+        await client.post(
+            "/fhir/Observation", json={"resourceType": "Observation", "status": "final"}, headers=FHIR_JSON
+        ),
+        400,
+    )
     assert any("code" in e for e in expressions(missing))
     big = {"resourceType": "Patient", "name": [{"text": "x" * 250_000}]}
     outcome(await client.post("/fhir/Patient", json=big, headers=FHIR_JSON), 413)
@@ -145,14 +160,24 @@ async def test_bad_inputs_leave_nothing(client: httpx.AsyncClient) -> None:
 
 async def test_conditional_create_update_delete(client: httpx.AsyncClient) -> None:
     ident = {"system": "urn:oid:1.3.182.2.4.2", "value": "1234567890"}
-    first = await create(client, patient(identifier=[ident]), **{"If-None-Exist": "identifier=urn:oid:1.3.182.2.4.2|1234567890"})
+    first = await create(
+        client,
+        patient(identifier=[ident]),
+        **{"If-None-Exist": "identifier=urn:oid:1.3.182.2.4.2|1234567890"},
+    )
     assert first.status_code == 201
-    again = await create(client, patient(identifier=[ident]), **{"If-None-Exist": "identifier=urn:oid:1.3.182.2.4.2|1234567890"})
+    again = await create(
+        client,
+        patient(identifier=[ident]),
+        **{"If-None-Exist": "identifier=urn:oid:1.3.182.2.4.2|1234567890"},
+    )
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     pid = first.json()["id"]
 
     cond = await client.put(
-        "/fhir/Patient?identifier=urn:oid:1.3.182.2.4.2|1234567890", json=patient(identifier=[ident], gender="female"), headers=FHIR_JSON
+        "/fhir/Patient?identifier=urn:oid:1.3.182.2.4.2|1234567890",
+        json=patient(identifier=[ident], gender="female"),
+        headers=FHIR_JSON,
     )
     assert cond.status_code == 200 and cond.json()["id"] == pid and cond.json()["meta"]["versionId"] == "2"
     fresh = await client.put("/fhir/Patient?identifier=urn:oid:1.3.182.2.4.2|999", json=patient(), headers=FHIR_JSON)
@@ -172,8 +197,13 @@ async def test_conditional_create_update_delete(client: httpx.AsyncClient) -> No
 
 async def test_patch(client: httpx.AsyncClient) -> None:
     pid = (await create(client, patient(active=True))).json()["id"]
-    ops = [{"op": "replace", "path": "/active", "value": False}, {"op": "add", "path": "/gender", "value": "female"}]
-    patched = await client.patch(f"/fhir/Patient/{pid}", json=ops, headers={"Content-Type": "application/json-patch+json"})
+    ops = [
+        {"op": "replace", "path": "/active", "value": False},
+        {"op": "add", "path": "/gender", "value": "female"},
+    ]
+    patched = await client.patch(
+        f"/fhir/Patient/{pid}", json=ops, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert patched.status_code == 200, patched.text
     assert patched.json()["active"] is False and patched.json()["gender"] == "female"
     assert patched.json()["meta"]["versionId"] == "2"
@@ -195,13 +225,30 @@ async def test_patch(client: httpx.AsyncClient) -> None:
     assert second.status_code == 200, second.text
     assert second.json()["gender"] == "male"
 
-    outcome(await client.patch(f"/fhir/Patient/{pid}", json=[{"op": "test", "path": "/gender", "value": "x"}],
-                               headers={"Content-Type": "application/json-patch+json"}), 422)
+    outcome(
+        await client.patch(
+            f"/fhir/Patient/{pid}",
+            json=[{"op": "test", "path": "/gender", "value": "x"}],
+            headers={"Content-Type": "application/json-patch+json"},
+        ),
+        422,
+    )
     bad = [{"op": "replace", "path": "/gender", "value": "banana"}]
-    outcome(await client.patch(f"/fhir/Patient/{pid}", json=bad, headers={"Content-Type": "application/json-patch+json"}), 400)
+    outcome(
+        await client.patch(f"/fhir/Patient/{pid}", json=bad, headers={"Content-Type": "application/json-patch+json"}),
+        400,
+    )
     change_id = [{"op": "replace", "path": "/id", "value": "other"}]
-    outcome(await client.patch(f"/fhir/Patient/{pid}", json=change_id, headers={"Content-Type": "application/json-patch+json"}), 422)
-    outcome(await client.patch("/fhir/Patient/nope", json=ops, headers={"Content-Type": "application/json-patch+json"}), 404)
+    outcome(
+        await client.patch(
+            f"/fhir/Patient/{pid}", json=change_id, headers={"Content-Type": "application/json-patch+json"}
+        ),
+        422,
+    )
+    outcome(
+        await client.patch("/fhir/Patient/nope", json=ops, headers={"Content-Type": "application/json-patch+json"}),
+        404,
+    )
     assert (await client.get(f"/fhir/Patient/{pid}")).json()["meta"]["versionId"] == "3"
 
 

@@ -14,7 +14,11 @@ async def test_history_levels_and_paging(client: httpx.AsyncClient) -> None:
     for i in range(5):
         response = await client.post("/fhir/Patient", json=patient(given=f"P{i}"), headers=FHIR_JSON)
         ids.append(response.json()["id"])
-    await client.post("/fhir/Observation", json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}}, headers=FHIR_JSON)
+    await client.post(
+        "/fhir/Observation",
+        json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}},
+        headers=FHIR_JSON,
+    )
     body = (await client.get(f"/fhir/Patient/{ids[0]}")).json()
     body["active"] = True
     await client.put(f"/fhir/Patient/{ids[0]}", json=body, headers=FHIR_JSON)
@@ -51,5 +55,7 @@ async def test_since_and_at(client: httpx.AsyncClient) -> None:
     # at the moment the second patient was created, version 1 of the first was the current one
     at = (await client.get(f"/fhir/Patient/{first['id']}/_history", params={"_at": since})).json()
     assert [e["resource"]["meta"]["versionId"] for e in at["entry"]] == ["1"]
-    at_now = (await client.get(f"/fhir/Patient/{first['id']}/_history", params={"_at": v2["meta"]["lastUpdated"]})).json()
+    at_now = (
+        await client.get(f"/fhir/Patient/{first['id']}/_history", params={"_at": v2["meta"]["lastUpdated"]})
+    ).json()
     assert [e["resource"]["meta"]["versionId"] for e in at_now["entry"]] == ["2"]

@@ -15,7 +15,9 @@ def test_fhirclient_create_read_update_search_history_transaction(server_url: st
     server.get_capability()
     assert server.capabilityStatement.fhirVersion == "4.0.1"
 
-    new = fpatient.Patient({"name": [{"family": "Muller", "given": ["Léa"]}], "gender": "female", "birthDate": "1990-04-01"})
+    new = fpatient.Patient(
+        {"name": [{"family": "Muller", "given": ["Léa"]}], "gender": "female", "birthDate": "1990-04-01"}
+    )
     created = new.create(server)
     assert created is not None
     pid = created["id"]
@@ -37,14 +39,26 @@ def test_fhirclient_create_read_update_search_history_transaction(server_url: st
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": "urn:uuid:4f1c0c1e-6f63-4d1e-9c1e-000000000001",
-             "resource": {"resourceType": "Patient", "name": [{"family": "Thill"}]},
-             "request": {"method": "POST", "url": "Patient"}},
-            {"resource": {"resourceType": "Observation", "status": "final",
-                          "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-                          "subject": {"reference": "urn:uuid:4f1c0c1e-6f63-4d1e-9c1e-000000000001"},
-                          "valueQuantity": {"value": 72, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}},
-             "request": {"method": "POST", "url": "Observation"}},
+            {
+                "fullUrl": "urn:uuid:4f1c0c1e-6f63-4d1e-9c1e-000000000001",
+                "resource": {"resourceType": "Patient", "name": [{"family": "Thill"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                    "subject": {"reference": "urn:uuid:4f1c0c1e-6f63-4d1e-9c1e-000000000001"},
+                    "valueQuantity": {
+                        "value": 72,
+                        "unit": "kg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "kg",
+                    },
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
         ],
     }
     response = fbundle.Bundle(server.post_json("", tx).json())

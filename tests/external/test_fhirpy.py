@@ -9,7 +9,9 @@ from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
 async def test_fhirpy_crud_search_transaction_history(server_url: str) -> None:
     fhir = AsyncFHIRClient(server_url, extra_headers={"Content-Type": "application/fhir+json"})
-    patient = fhir.resource("Patient", name=[{"family": "Da Silva", "given": ["João"]}], gender="male", birthDate="1975-02-03")
+    patient = fhir.resource(
+        "Patient", name=[{"family": "Da Silva", "given": ["João"]}], gender="male", birthDate="1975-02-03"
+    )
     await patient.save()
     assert patient.id and patient["meta"]["versionId"] == "1"
 
@@ -31,9 +33,16 @@ async def test_fhirpy_crud_search_transaction_history(server_url: str) -> None:
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "BP"},
-                          "subject": {"reference": f"Patient/{patient.id}"}, "effectiveDateTime": "2024-03-01"},
-             "request": {"method": "POST", "url": "Observation"}}
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "BP"},
+                    "subject": {"reference": f"Patient/{patient.id}"},
+                    "effectiveDateTime": "2024-03-01",
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
         ],
     }
     result = await fhir.execute("", method="post", data=bundle)

@@ -98,26 +98,26 @@ class _PgConnection:
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             return [tuple(r) for r in await self._raw.fetch(to_dollar_params(sql), *params)]
-        except Exception as exc:  # noqa: BLE001 - translated to our taxonomy
+        except Exception as exc:
             raise _translate_pg(exc) from exc
 
     async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         try:
             row = await self._raw.fetchrow(to_dollar_params(sql), *params)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _translate_pg(exc) from exc
         return tuple(row) if row is not None else None
 
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
             return await self._raw.fetchval(to_dollar_params(sql), *params)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _translate_pg(exc) from exc
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
             status = await self._raw.execute(to_dollar_params(sql), *params)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _translate_pg(exc) from exc
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -127,7 +127,7 @@ class _PgConnection:
             return
         try:
             await self._raw.executemany(to_dollar_params(sql), rows)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _translate_pg(exc) from exc
 
 
@@ -156,9 +156,7 @@ class PostgresDatabase(Database):
         dsn = self.url.replace("postgresql+asyncpg://", "postgresql://").replace(
             "postgresql+psycopg://", "postgresql://"
         )
-        self._pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=self._pool_size, statement_cache_size=512
-        )
+        self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self._pool_size, statement_cache_size=512)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -63,9 +63,7 @@ resource = Table(
 )
 
 
-def _index_table(
-    name: str, *columns: Column, value_index: tuple[str, ...], extra: tuple[Index, ...] = ()
-) -> Table:
+def _index_table(name: str, *columns: Column, value_index: tuple[str, ...], extra: tuple[Index, ...] = ()) -> Table:
     """An index table: (rid, res_type, param, grp) + the type's value columns."""
     return Table(
         name,

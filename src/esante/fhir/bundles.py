@@ -27,7 +27,9 @@ from esante.fhir.store import ResourceStore, StoreSession
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 404: "404 Not Found"}
 
-Dispatch = Callable[[StoreSession, RequestContext, str, str, list[tuple[str, str]], dict[str, str], Any], Awaitable[Outcome]]
+Dispatch = Callable[
+    [StoreSession, RequestContext, str, str, list[tuple[str, str]], dict[str, str], Any], Awaitable[Outcome]
+]
 
 
 @dataclass
@@ -63,7 +65,9 @@ def _parse_entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
         method = request.get("method")
         url = request.get("url")
         if method not in _ORDER:
-            raise bad_request(f"{where}.request.method '{method}' is not supported", expression=f"{where}.request.method")
+            raise bad_request(
+                f"{where}.request.method '{method}' is not supported", expression=f"{where}.request.method"
+            )
         if not isinstance(url, str) or not url:
             raise bad_request(f"{where}.request.url is required", expression=f"{where}.request.url")
         resource = entry.get("resource")
@@ -73,11 +77,11 @@ def _parse_entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
         path = split.path.strip("/")
         if split.scheme:  # absolute URL: keep the part after /fhir/ if any
             path = path.split("fhir/", 1)[-1] if "fhir/" in path else path
-        if method == "PUT" and "/" not in path and not split.query and isinstance(resource, dict):
-            # lenient: "PUT Type" with the id in the resource (as in IHE MHD's addToFolder example) is taken
-            # as an update of Type/<resource.id>
-            if isinstance(resource.get("id"), str):
-                path = f"{path}/{resource['id']}"
+        # lenient: "PUT Type" with the id in the resource (as in IHE MHD's addToFolder example) is taken
+        # as an update of Type/<resource.id>
+        bare_put = method == "PUT" and "/" not in path and not split.query
+        if bare_put and isinstance(resource, dict) and isinstance(resource.get("id"), str):
+            path = f"{path}/{resource['id']}"
         headers = {
             header: str(request[key])
             for key, header in (("ifMatch", "if-match"), ("ifNoneMatch", "if-none-match"))
@@ -133,11 +137,15 @@ class BundleProcessor:
 
     async def process(self, ctx: RequestContext, bundle: Any) -> Outcome:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise bad_request("POST to the base URL expects a Bundle of type batch or transaction", expression="resourceType")
+            raise bad_request(
+                "POST to the base URL expects a Bundle of type batch or transaction",
+                expression="resourceType",
+            )
         kind = bundle.get("type")
         if kind not in ("batch", "transaction"):
             raise bad_request(
-                f"Bundle.type must be 'batch' or 'transaction' to be processed, not '{kind}'", expression="Bundle.type"
+                f"Bundle.type must be 'batch' or 'transaction' to be processed, not '{kind}'",
+                expression="Bundle.type",
             )
         entries = _parse_entries(bundle, self.max_entries)
         if kind == "transaction":
@@ -203,9 +211,7 @@ class BundleProcessor:
             res_type = entry.path
             self.service.check_type(res_type)
             if entry.if_none_exist:
-                outcome = await self._guard(
-                    entry, self._existing(session, ctx, res_type, entry.if_none_exist)
-                )
+                outcome = await self._guard(entry, self._existing(session, ctx, res_type, entry.if_none_exist))
                 if outcome is not None:
                     results[entry.index] = outcome
                     stored = outcome["_stored"]
@@ -259,7 +265,12 @@ class BundleProcessor:
         except FhirError as exc:
             prefix = f"Bundle.entry[{entry.index}] ({entry.method} {entry.url}): "
             issues = [
-                Issue(i.code, prefix + i.diagnostics, i.severity, i.expression or (f"Bundle.entry[{entry.index}]",))
+                Issue(
+                    i.code,
+                    prefix + i.diagnostics,
+                    i.severity,
+                    i.expression or (f"Bundle.entry[{entry.index}]",),
+                )
                 for i in exc.issues
             ]
             raise FhirError(exc.status, issues, exc.headers) from exc
@@ -303,7 +314,5 @@ class BundleProcessor:
                         results[entry.index] = await self._run(session, ctx, entry)
                     await session.flush()
             except FhirError as exc:
-                results[entry.index] = {
-                    "response": {"status": str(exc.status), "outcome": exc.outcome()}
-                }
+                results[entry.index] = {"response": {"status": str(exc.status), "outcome": exc.outcome()}}
         return [results[e.index] for e in entries]

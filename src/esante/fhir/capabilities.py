@@ -16,7 +16,17 @@ from esante.fhir.context import RequestContext
 if TYPE_CHECKING:
     from esante.fhir.router import FhirRouter
 
-TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
 SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
 _STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -24,7 +34,10 @@ _STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 def capability_statement(router: FhirRouter, ctx: RequestContext) -> dict[str, Any]:
     registry = router.service.registry
     operations = router.operations.all()
-    resources = [_resource_entry(router, name, tuple(sorted(op.name for op in operations if _applies(op, name)))) for name in registry.resource_types]
+    resources = [
+        _resource_entry(router, name, tuple(sorted(op.name for op in operations if _applies(op, name))))
+        for name in registry.resource_types
+    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -63,12 +76,19 @@ def _applies(op: Any, resource_type: str) -> bool:
 def _resource_entry(router: FhirRouter, name: str, operations: tuple[str, ...]) -> dict[str, Any]:
     entry = dict(_static_entry(router, name))
     if operations:
-        entry["operation"] = [{"name": op, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{op}"} for op in operations]
+        entry["operation"] = [
+            {"name": op, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{op}"} for op in operations
+        ]
     return entry
 
 
 @lru_cache(maxsize=256)
-def _static_entry_cached(name: str, params: tuple[tuple[str, str, str], ...], includes: tuple[str, ...], revincludes: tuple[str, ...]) -> dict[str, Any]:
+def _static_entry_cached(
+    name: str,
+    params: tuple[tuple[str, str, str], ...],
+    includes: tuple[str, ...],
+    revincludes: tuple[str, ...],
+) -> dict[str, Any]:
     return {
         "type": name,
         "versioning": "versioned-update",
@@ -81,9 +101,7 @@ def _static_entry_cached(name: str, params: tuple[tuple[str, str, str], ...], in
         "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
         "searchInclude": list(includes),
         "searchRevInclude": list(revincludes),
-        "searchParam": [
-            {"name": code, "definition": url, "type": kind} for code, kind, url in params
-        ],
+        "searchParam": [{"name": code, "definition": url, "type": kind} for code, kind, url in params],
     }
 
 

@@ -21,7 +21,11 @@ class Issue:
     details_code: str | None = None  # e.g. an XDS error code, added to issue.details.coding
 
     def to_json(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
         if self.details_code:
             issue["details"] = {"coding": [{"code": self.details_code}], "text": self.diagnostics}
         if self.expression:

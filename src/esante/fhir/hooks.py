@@ -55,9 +55,7 @@ class HookRegistry:
         default_factory=lambda: defaultdict(list)
     )
 
-    def register(
-        self, pointcut: Pointcut, callback: HookCallback, resource_types: set[str] | None = None
-    ) -> None:
+    def register(self, pointcut: Pointcut, callback: HookCallback, resource_types: set[str] | None = None) -> None:
         self._hooks[pointcut].append((frozenset(resource_types) if resource_types else None, callback))
 
     def has(self, pointcut: Pointcut, resource_type: str) -> bool:

@@ -60,7 +60,11 @@ def _prefer(header: str) -> tuple[str | None, bool]:
 def _render(outcome: Outcome, head: bool) -> Response:
     headers = dict(outcome.headers)
     if outcome.body is None or outcome.status == 204 or head:
-        return Response(status_code=outcome.status, headers=headers, media_type=None if outcome.body is None else FHIR_JSON)
+        return Response(
+            status_code=outcome.status,
+            headers=headers,
+            media_type=None if outcome.body is None else FHIR_JSON,
+        )
     content = outcome.body if isinstance(outcome.body, bytes) else orjson.dumps(outcome.body)
     return Response(content=content, status_code=outcome.status, headers=headers, media_type=FHIR_JSON)
 
@@ -118,12 +122,15 @@ class FhirEndpoint:
             response = _render(outcome, request.method == "HEAD")
         except FhirError as exc:
             response = error_response(exc)
-        except Exception as exc:  # noqa: BLE001 - last resort: never a stack trace to the client
-            log.error("unhandled_error", request_id=request_id, error_type=type(exc).__name__, path_kind=_kind(request))
-            issue = Issue("exception", f"internal error (request id {request_id}); the operators have the details")
-            response = Response(
-                content=orjson.dumps(operation_outcome([issue])), status_code=500, media_type=FHIR_JSON
+        except Exception as exc:
+            log.error(
+                "unhandled_error",
+                request_id=request_id,
+                error_type=type(exc).__name__,
+                path_kind=_kind(request),
             )
+            issue = Issue("exception", f"internal error (request id {request_id}); the operators have the details")
+            response = Response(content=orjson.dumps(operation_outcome([issue])), status_code=500, media_type=FHIR_JSON)
         response.headers["X-Request-Id"] = request_id
         return response
 

@@ -59,9 +59,9 @@ class OperationRegistry:
         for op in self._ops.get(name, []):
             if resource_type is None and op.system:
                 return op
-            if resource_type is not None and (op.resource_types is None or resource_type in op.resource_types):
-                if (instance and op.instance) or (not instance and op.type_level):
-                    return op
+            applies = resource_type is not None and (op.resource_types is None or resource_type in op.resource_types)
+            if applies and ((instance and op.instance) or (not instance and op.type_level)):
+                return op
         return None
 
     def all(self) -> list[OperationDefinition]:

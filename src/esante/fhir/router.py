@@ -41,7 +41,11 @@ class FhirRouter:
     """Maps requests onto the service's interactions, history, bundles and operations."""
 
     def __init__(
-        self, store: ResourceStore, service: FhirService, operations: OperationRegistry, max_bundle_entries: int
+        self,
+        store: ResourceStore,
+        service: FhirService,
+        operations: OperationRegistry,
+        max_bundle_entries: int,
     ) -> None:
         self.store = store
         self.service = service

@@ -284,9 +284,7 @@ class FhirService:
             raise not_found(f"no {res_type} matches the conditional patch criteria")
         if len(matches) > 1:
             raise precondition_failed(f"the conditional patch criteria match more than one {res_type}")
-        return await self.patch(
-            session, ctx, res_type, matches[0].res_id, patch_body, content_type, if_match=if_match
-        )
+        return await self.patch(session, ctx, res_type, matches[0].res_id, patch_body, content_type, if_match=if_match)
 
     # ------------------------------------------------------------------ delete
     async def delete(

@@ -47,9 +47,7 @@ _INDEX_KINDS = tuple(_INDEX_INSERTS)
 
 # PostgreSQL: one round trip clears all index tables of one resource.
 _PG_DELETE_INDEXES = (
-    "WITH "
-    + ", ".join(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ?)" for kind in _INDEX_KINDS)
-    + " SELECT 1"
+    "WITH " + ", ".join(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ?)" for kind in _INDEX_KINDS) + " SELECT 1"
 )
 
 
@@ -144,14 +142,10 @@ class StoreSession:
             # client-chosen id: the unique index on current rows must see it now to detect races
             await self.flush()
         if hooks.has(Pointcut.STORAGE_PRECOMMIT_CREATED, res_type):
-            await hooks.fire(
-                HookEvent(Pointcut.STORAGE_PRECOMMIT_CREATED, self, self.caller, res_type, stored=stored)
-            )
+            await hooks.fire(HookEvent(Pointcut.STORAGE_PRECOMMIT_CREATED, self, self.caller, res_type, stored=stored))
         return stored
 
-    async def update(
-        self, resource: dict[str, Any], current: StoredResource, *, method: str = "PUT"
-    ) -> StoredResource:
+    async def update(self, resource: dict[str, Any], current: StoredResource, *, method: str = "PUT") -> StoredResource:
         """Store a new version over ``current`` (which may be a tombstone: update revives it)."""
         res_type = current.res_type
         hooks = self.store.hooks
@@ -167,9 +161,7 @@ class StoreSession:
                 )
             )
         await self._retire(current)
-        stored = self._stage_version(
-            current.rid, res_type, current.res_id, current.version_id + 1, resource, method
-        )
+        stored = self._stage_version(current.rid, res_type, current.res_id, current.version_id + 1, resource, method)
         if hooks.has(Pointcut.STORAGE_PRECOMMIT_UPDATED, res_type):
             await hooks.fire(
                 HookEvent(
@@ -194,9 +186,7 @@ class StoreSession:
         await self._retire(current)
         stamp = self.store.clock.now()
         version = current.version_id + 1
-        self._resource_rows.append(
-            (current.rid, res_type, current.res_id, version, stamp, True, True, "DELETE", None)
-        )
+        self._resource_rows.append((current.rid, res_type, current.res_id, version, stamp, True, True, "DELETE", None))
         stored = StoredResource(current.rid, res_type, current.res_id, version, stamp, True, None)
         if hooks.has(Pointcut.STORAGE_PRECOMMIT_DELETED, res_type):
             await hooks.fire(
@@ -228,9 +218,7 @@ class StoreSession:
                     f"INSERT INTO resource ({_RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
             except IntegrityViolation as exc:
-                raise conflict(
-                    "a concurrent request wrote the same resource; retry with the current version"
-                ) from exc
+                raise conflict("a concurrent request wrote the same resource; retry with the current version") from exc
         if self._index_rows:
             index_rows, self._index_rows = self._index_rows, {}
             for kind, rows in index_rows.items():
@@ -277,9 +265,7 @@ class StoreSession:
     async def reserve_rids(self, count: int) -> None:
         """Fetch ``count`` logical keys in one round trip (PostgreSQL) before a bulk of creates."""
         if self.conn.dialect.is_postgres and count > 1:
-            rows = await self.conn.fetch(
-                "SELECT nextval('resource_rid_seq') FROM generate_series(1, ?)", (count,)
-            )
+            rows = await self.conn.fetch("SELECT nextval('resource_rid_seq') FROM generate_series(1, ?)", (count,))
             self._rid_pool.extend(int(r[0]) for r in rows)
 
     async def _next_rid(self) -> int:

@@ -58,9 +58,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("idx_quantity", schema=None) as batch_op:
         batch_op.create_index("ix_idx_quantity_rid", ["rid"], unique=False)
-        batch_op.create_index(
-            "ix_idx_quantity_value", ["res_type", "param", "code", "value", "rid"], unique=False
-        )
+        batch_op.create_index("ix_idx_quantity_value", ["res_type", "param", "code", "value", "rid"], unique=False)
 
     op.create_table(
         "idx_reference",
@@ -76,9 +74,7 @@ def upgrade() -> None:
         sa.Column("ident_value", sa.String(length=255), nullable=True),
     )
     with op.batch_alter_table("idx_reference", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_idx_reference_ident", ["res_type", "param", "ident_value", "rid"], unique=False
-        )
+        batch_op.create_index("ix_idx_reference_ident", ["res_type", "param", "ident_value", "rid"], unique=False)
         batch_op.create_index("ix_idx_reference_rid", ["rid"], unique=False)
         batch_op.create_index("ix_idx_reference_url", ["res_type", "param", "url", "rid"], unique=False)
         batch_op.create_index(
@@ -110,9 +106,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("idx_token", schema=None) as batch_op:
         batch_op.create_index("ix_idx_token_rid", ["rid"], unique=False)
-        batch_op.create_index(
-            "ix_idx_token_value", ["res_type", "param", "code", "system", "rid"], unique=False
-        )
+        batch_op.create_index("ix_idx_token_value", ["res_type", "param", "code", "system", "rid"], unique=False)
 
     op.create_table(
         "idx_uri",
@@ -128,9 +122,7 @@ def upgrade() -> None:
 
     op.create_table(
         "resource",
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("rid", sa.BigInteger(), nullable=False),
         sa.Column("res_type", sa.String(length=64), nullable=False),
         sa.Column("res_id", sa.String(length=64), nullable=False),
