@@ -339,7 +339,11 @@ class FhirService:
     async def find(
         self, session: StoreSession, ctx: RequestContext, res_type: str, query: Query, *, limit: int
     ) -> list[StoredResource]:
-        """Matches of a conditional interaction's criteria (strict: an unknown parameter is an error)."""
+        """Matches of a conditional interaction's criteria (strict: an unknown parameter is an error).
+
+        Takes the criteria's lock first, so concurrent conditional writes with the same criteria are serial.
+        """
+        await session.lock_condition(res_type, urlencode(list(query)))
         strict_ctx = RequestContext(ctx.caller, ctx.base_url, ctx.prefer_return, True)
         request = self.parse(strict_ctx, res_type, [*query, ("_count", str(limit)), ("_total", "none")])
         await session.flush()

@@ -119,6 +119,17 @@ class StoreSession:
         )
         return value is not None
 
+    async def lock_condition(self, res_type: str, criteria: str) -> None:
+        """Serialise conditional writes with the same criteria until this transaction ends.
+
+        Two concurrent ``If-None-Exist`` creates (or conditional updates) would otherwise both find no match and
+        both create. PostgreSQL: a transaction-scoped advisory lock on a hash of the criteria; SQLite needs none
+        (its write transactions are already serial).
+        """
+        if self.conn.dialect.is_postgres:
+            normalized = "&".join(sorted(part for part in criteria.split("&") if part))
+            await self.conn.fetchval("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"{res_type}?{normalized}",))
+
     # ---------------------------------------------------------------- writes
     async def create(
         self, resource: dict[str, Any], *, res_id: str | None = None, client_id: bool = True

@@ -1,0 +1,74 @@
+"""The esante command line: help, database upgrade and a served platform, with shared configuration."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from esante.cli import app
+from esante.config import load_settings
+from esante.db.migrate import current
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "db", "config"):
+        assert command in result.output
+
+
+def test_db_upgrade_uses_env_configuration(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ESANTE_VAR_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "esante.sqlite3").exists()
+    assert current(load_settings().effective_database_url) == "0001"
+
+
+def test_config_file_and_precedence(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "esante.toml"
+    config.write_text('port = 9000\nvar_dir = "/srv/esante"\nmax_body_bytes = 1000\n')
+    monkeypatch.setenv("ESANTE_CONFIG", str(config))
+    monkeypatch.setenv("ESANTE_PORT", "9100")
+    settings = load_settings()
+    assert settings.port == 9100 and settings.max_body_bytes == 1000
+    assert settings.effective_database_url == "sqlite:////srv/esante/esante.sqlite3"
+    assert load_settings(port=9200).port == 9200
+    masked = CliRunner().invoke(app, ["config", "--db", "postgresql://u:secret@h/db"])
+    assert "secret" not in masked.output and "u:***@h/db" in masked.output
+
+
+def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, ESANTE_VAR_DIR=str(tmp_path / "var"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esante.cli", "serve", "--port", str(port), "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/fhir"
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/Patient?_summary=count").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert httpx.get(f"{base}/Patient?_summary=count").json()["total"] == 20
+        assert httpx.get(f"{base}/DocumentReference").json()["total"] == 1
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert base in output
+    assert (tmp_path / "var" / "esante.sqlite3").exists()
