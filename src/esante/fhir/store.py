@@ -128,7 +128,9 @@ class StoreSession:
         """
         if self.conn.dialect.is_postgres:
             normalized = "&".join(sorted(part for part in criteria.split("&") if part))
-            await self.conn.fetchval("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"{res_type}?{normalized}",))
+            await self.conn.fetchval(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"{res_type}?{normalized}",)
+            )
 
     # ---------------------------------------------------------------- writes
     async def create(
