@@ -137,9 +137,7 @@ async def test_includes_and_revincludes(kit: SearchKit) -> None:
     chain = iterate + "&_include:iterate=Organization:partof"
     assert (await run(chain))[1] == {"Patient/p1", "Organization/org", "Organization/root"}
     # without :iterate the second hop is not followed
-    assert (await run("O:_id=ob0&_include=Observation:subject&_include=Patient:organization"))[1] == {
-        "Patient/p1"
-    }
+    assert (await run("O:_id=ob0&_include=Observation:subject&_include=Patient:organization"))[1] == {"Patient/p1"}
     assert await run("P:_id=p1&_revinclude=Observation:subject") == (
         ["p1"],
         {"Observation/ob0", "Observation/ob1"},
@@ -183,7 +181,8 @@ async def test_summary_and_elements(kit: SearchKit) -> None:
     assert set(summary("_elements=name,Patient.photo")) == {"resourceType", "id", "meta", "name", "photo"}
     assert summary("_summary=false") == stored_json
     assert "meta" not in resource or "tag" not in resource["meta"]  # the input is never modified
-    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "c"}, "note": [{"text": "n"}]}
+    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "c"}}
+    observation["note"] = [{"text": "n"}]
     assert set(apply_summary(observation, kit.parse("Observation", "_elements=note"), reg)) == {
         "resourceType",
         "id",

@@ -12,17 +12,26 @@ answer it with an index(-only) range scan feeding a semi-join on ``resource``
 (by ``ix_resource_current_rid``).
 User values are only ever bound as ``?`` parameters; SQL text is built from fixed fragments.
 
-EXPLAIN on PostgreSQL 15 (10k Observations, 2k Patients, ANALYZE'd; see tests/fhir/search/test_explain.py):
+EXPLAIN on PostgreSQL 15 (checked by tests/fhir/search/test_search_explain.py; plans below from 10k
+Observations / 2k Patients, ANALYZE'd):
 
-* token ``code=http://loinc.org|1234-5``: ``Index Only Scan using ix_idx_token_value`` (Index Cond on
-  res_type, param, code, system) → Nested Loop Semi Join → ``Index Scan using ix_resource_current_rid``.
-* date range ``date=ge2020-01-01&date=lt2021-01-01``: ``Index Only Scan using ix_idx_date_value`` with
-  ``res_type``/``param`` as index conditions and the lo/hi bounds as index filter/conditions, hashed into
-  semi-joins on the resource.
-* chain ``subject:Patient.name=smith``: ``Index Only Scan using ix_idx_string_value`` (name prefix as the
-  range ``value_norm >= ?`` plus ``LIKE``) → Nested Loop over ``uq_resource_current``-style lookups of the
-  target → ``Index Scan using ix_idx_reference_value``/``ix_idx_reference_rid`` for the referencing rows.
-  No sequential scan of an index table appears in any of the three plans.
+* token ``code=http://loinc.org|3-1``: ``Index Only Scan using ix_idx_token_value`` with Index Cond on
+  (res_type, param, code, system), merge semi-joined with ``ix_resource_current_rid`` under the LIMIT.
+* date range ``date=ge2020-01-01&date=lt2021-01-01``: two semi-joins; under a small LIMIT the planner walks
+  ``ix_idx_date_rid`` in rid order with the bounds as filter (merge join, no sort); without LIMIT pressure
+  the (res_type, param, lo) prefix of ``ix_idx_date_value`` is the index condition.
+* chain ``subject:Patient.name=fam12``: ``ix_idx_string_value`` (Index Cond res_type, param,
+  ``value_norm >= 'fam12'``) → target rows via ``ix_resource_current_rid`` → referencing rows by
+  ``Index Only Scan using ix_idx_reference_value`` (Index Cond res_type, param, target_id = t.res_id,
+  target_type) → matches by ``ix_resource_current_rid``.
+* ``_has:Observation:subject:code=3-1``: token index → ``ix_idx_reference_rid`` → ``uq_resource_current``.
+* ``_sort``: each key is a correlated MIN/MAX over ``ix_idx_<kind>_rid`` per candidate row, so sorting costs
+  O(matches) sub-selects before the LIMIT applies (fine for selective searches; a large unfiltered sorted
+  search is the expensive case).
+
+Known limit: the string prefix has only a lower bound in the index (``value_norm >= ?``): an upper bound is
+only safe under code-point collation. A ``COLLATE "C"`` (or ``text_pattern_ops``) index on ``value_norm``
+would let PostgreSQL bound the range on both sides.
 
 String prefix search is written as ``value_norm >= ? AND value_norm LIKE ? ESCAPE '\\'``: the ``>=`` lets the
 B-tree seek to the first candidate whatever the collation (a string is never smaller than its own prefix),
@@ -276,9 +285,7 @@ class Renderer:
         raise TypeError(f"unknown condition {cond!r}")  # pragma: no cover
 
 
-def where_clause(
-    res_types: tuple[str, ...] | None, conds: Sequence[Cond], alias: str = "r"
-) -> tuple[str, list[Any]]:
+def where_clause(res_types: tuple[str, ...] | None, conds: Sequence[Cond], alias: str = "r") -> tuple[str, list[Any]]:
     """The WHERE text (without the keyword) for the matches of a search."""
     texts = [f"{alias}.is_current", f"NOT {alias}.deleted"]
     params: list[Any] = []
