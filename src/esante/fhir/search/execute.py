@@ -90,9 +90,7 @@ async def execute_search(
     if compartment is not None:
         types = request.res_types or get_registry().resource_types
         conds.append(compartment_cond(get_registry(), types, compartment))
-    result = SearchResult(
-        matches=[], offset=request.offset, count=request.count, link_params=list(request.link_params)
-    )
+    result = SearchResult(matches=[], offset=request.offset, count=request.count, link_params=list(request.link_params))
     if request.count > 0:
         limit = request.count + 1
         sql, params = select_matches(request.res_types, conds, request.sort, limit, request.offset)
@@ -142,9 +140,7 @@ def _include_pred(inc: Include) -> tuple[str, list[Any]]:
     return (" AND ".join(texts) or "1 = 1"), params
 
 
-async def _includes(
-    conn: Connection, includes: list[Include], matches: list[StoredResource]
-) -> list[StoredResource]:
+async def _includes(conn: Connection, includes: list[Include], matches: list[StoredResource]) -> list[StoredResource]:
     seen = {m.rid for m in matches}
     included: list[StoredResource] = []
     frontier = [m.rid for m in matches]

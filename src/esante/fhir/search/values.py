@@ -148,9 +148,7 @@ def hierarchy_pred(value: str, modifier: str, column: str) -> Pred:
     text = unescape(value)
     if modifier == "below":
         base = text.rstrip("/")
-        return Pred(
-            f"{{x}}.{column} = ? OR {{x}}.{column} LIKE ?" + ESCAPE, (text, _ESCAPER.like_escape(base) + "/%")
-        )
+        return Pred(f"{{x}}.{column} = ? OR {{x}}.{column} LIKE ?" + ESCAPE, (text, _ESCAPER.like_escape(base) + "/%"))
     paths = parent_paths(text)
     return Pred(f"{{x}}.{column} IN ({', '.join('?' * len(paths))})", tuple(paths))
 
