@@ -11,9 +11,7 @@ from typing import Any
 
 from esante.fhir.definitions import get_registry
 
-SHARED = Path(
-    os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
-).resolve()
+SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
 IG_EXAMPLES = SHARED / "data" / "ig-examples"
 
 

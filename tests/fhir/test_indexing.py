@@ -31,13 +31,9 @@ PATIENT: dict[str, Any] = {
     ],
     "gender": "female",
     "birthDate": "1980-02-29",
-    "address": [
-        {"line": ["12 rue de l'Église"], "city": "Saint-Étienne", "postalCode": "42000", "country": "FR"}
-    ],
+    "address": [{"line": ["12 rue de l'Église"], "city": "Saint-Étienne", "postalCode": "42000", "country": "FR"}],
     "managingOrganization": {"reference": "Organization/org1"},
-    "generalPractitioner": [
-        {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}}
-    ],
+    "generalPractitioner": [{"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}}],
     "active": True,
 }
 
@@ -83,9 +79,7 @@ def test_patient_dates_and_references() -> None:
     refs = {(p, t, i) for p, _, t, i, *_ in rows.reference}
     assert ("organization", "Organization", "org1") in refs
     gp = [r for r in rows.reference if r[0] == "general-practitioner"]
-    assert gp == [
-        ("general-practitioner", 0, None, None, None, None, "urn:oid:1.2.250.1.71.4.2.1", "810000000001")
-    ]
+    assert gp == [("general-practitioner", 0, None, None, None, None, "urn:oid:1.2.250.1.71.4.2.1", "810000000001")]
 
 
 OBSERVATION: dict[str, Any] = {
@@ -160,9 +154,7 @@ def test_observation_value_types() -> None:
     assert ("code", 0, None, None, "x") in rows.token
     rows = extract_index_rows({**base, "valueCodeableConcept": {"coding": [{"system": "s", "code": "c"}]}})
     assert ("value-concept", 0, "s", "c", None) in rows.token
-    rows = extract_index_rows(
-        {**base, "valueQuantity": {"value": 3}, "effectiveInstant": "2021-05-01T00:00:00Z"}
-    )
+    rows = extract_index_rows({**base, "valueQuantity": {"value": 3}, "effectiveInstant": "2021-05-01T00:00:00Z"})
     assert ("value-quantity", 0, 3.0, None, None, None) in rows.quantity
     assert any(p == "date" for p, *_ in rows.date)
 
@@ -173,9 +165,7 @@ def test_condition_onset_choice_types() -> None:
     assert ("onset-date", 0, *parse_date_range("2019")) in rows.date
     rows = extract_index_rows({**base, "onsetPeriod": {"start": "2019-01", "end": "2019-03"}})
     assert ("onset-date", 0, parse_date_range("2019-01")[0], parse_date_range("2019-03")[1]) in rows.date
-    rows = extract_index_rows(
-        {**base, "onsetAge": {"value": 42, "unit": "a", "system": "http://unitsofmeasure.org"}}
-    )
+    rows = extract_index_rows({**base, "onsetAge": {"value": 42, "unit": "a", "system": "http://unitsofmeasure.org"}})
     assert ("onset-age", 0, 42.0, "http://unitsofmeasure.org", None, "a") in rows.quantity
     rows = extract_index_rows({**base, "onsetRange": {"low": {"value": 1}, "high": {"value": 5}}})
     assert {v for p, _, v, *_ in rows.quantity if p == "onset-age"} == {1.0, 5.0}

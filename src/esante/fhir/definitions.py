@@ -208,9 +208,7 @@ class Registry:
         if cached is None:
             table = self._raw_elements.get(resource_type, {})
             cached = frozenset(
-                path.removesuffix("[x]")
-                for path, info in table.items()
-                if "." not in path and info["summary"]
+                path.removesuffix("[x]") for path, info in table.items() if "." not in path and info["summary"]
             )
             self._summary[resource_type] = cached
         return cached

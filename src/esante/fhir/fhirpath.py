@@ -188,11 +188,7 @@ class _Parser:
         kind, name = self.take()
         if kind != "ident":
             raise UnsupportedExpression("type name expected")
-        if (
-            self.peek() == ("op", ".")
-            and self.tokens[self.pos + 1][0] == "ident"
-            and name in ("FHIR", "System")
-        ):
+        if self.peek() == ("op", ".") and self.tokens[self.pos + 1][0] == "ident" and name in ("FHIR", "System"):
             self.take()
             _, sub = self.take()
             return f"{name}.{sub}"
@@ -270,9 +266,7 @@ _SUBTYPES: dict[str, frozenset[str]] = {
     "integer": frozenset({"positiveInt", "unsignedInt"}),
 }
 _SYSTEM_TYPES: dict[str, frozenset[str]] = {
-    "String": frozenset(
-        {"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "xhtml"}
-    ),
+    "String": frozenset({"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "xhtml"}),
     "Boolean": frozenset({"boolean"}),
     "Integer": frozenset({"integer", "positiveInt", "unsignedInt"}),
     "Decimal": frozenset({"decimal"}),
@@ -315,11 +309,7 @@ def guess_type(value: Any) -> str:
     keys = value.keys()
     if "coding" in keys:
         return "CodeableConcept"
-    if (
-        "reference" in keys
-        or ("identifier" in keys and "value" not in keys)
-        or ("type" in keys and "display" in keys)
-    ):
+    if "reference" in keys or ("identifier" in keys and "value" not in keys) or ("type" in keys and "display" in keys):
         return "Reference"
     if "family" in keys or "given" in keys:
         return "HumanName"
@@ -412,10 +402,7 @@ class _Compiler:
 
     def _c_invoke(self, ast: tuple[Any, ...]) -> Step:
         base_ast, inv = ast[1], ast[2]
-        if inv[0] == "member":
-            step = self._member(inv[1], is_root=base_ast is None)
-        else:
-            step = self._function(inv[1], inv[2])
+        step = self._member(inv[1], is_root=base_ast is None) if inv[0] == "member" else self._function(inv[1], inv[2])
         if base_ast is None:
             return step
         base = self.compile(base_ast)
@@ -575,9 +562,7 @@ class _Compiler:
         if name == "count" and nargs == 0:
             return lambda focus, ctx: [_node(len(focus), "integer", "integer")]
         if name == "hasValue" and nargs == 0:
-            return lambda focus, ctx: _bool_nodes(
-                len(focus) == 1 and not isinstance(focus[0].value, dict | list)
-            )
+            return lambda focus, ctx: _bool_nodes(len(focus) == 1 and not isinstance(focus[0].value, dict | list))
         if name == "extension" and nargs == 1 and args[0][0] == "lit" and isinstance(args[0][1], str):
             url = args[0][1]
 

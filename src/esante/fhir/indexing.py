@@ -58,9 +58,7 @@ _STRING_TYPES = frozenset(
 )
 _URI_TYPES = frozenset({"uri", "url", "canonical", "oid", "uuid"})
 _DATE_TYPES = frozenset({"date", "dateTime", "instant"})
-_QUANTITY_TYPES = frozenset(
-    {"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"}
-)
+_QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"})
 _HUMAN_NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
@@ -187,9 +185,7 @@ class _Rows:
         id_type = ident.get("type")
         type_text = _norm(id_type.get("text")) if isinstance(id_type, dict) else None
         if system is not None or value is not None:
-            self.token[
-                (param, grp, _cut(system), _cut(value), type_text[:MAX_VALUE] if type_text else None)
-            ] = None
+            self.token[(param, grp, _cut(system), _cut(value), type_text[:MAX_VALUE] if type_text else None)] = None
         if value is not None and isinstance(id_type, dict):
             for coding in id_type.get("coding") or ():
                 if isinstance(coding, dict) and coding.get("code") is not None:
@@ -247,9 +243,7 @@ class _Rows:
         rtype, rid, _, _ = parse_reference(url)
         if "://" not in url and not url.startswith("urn:"):
             # a relative "Type/id" in a uri-typed element
-            self.reference[
-                (param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), None, None, None)
-            ] = None
+            self.reference[(param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), None, None, None)] = None
             return
         self.reference[
             (param, grp, _cut(rtype, 64), _cut(rid), _cut(version or None, 64), url[:MAX_URL], None, None)

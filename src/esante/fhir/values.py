@@ -38,6 +38,9 @@ _WS_RE = re.compile(r"\s+")
 def normalize_string(text: str) -> str:
     """Accent/case-folded form used for string search: NFKD, combining marks dropped, casefolded, whitespace
     collapsed, stripped, cut to 255 characters (é→e, ß→ss, "  A  b " → "a b")."""
+    if text.isascii():  # fast path: NFKD is the identity and casefold is lower() on ASCII
+        text = _WS_RE.sub(" ", text.lower()).strip()
+        return text[:MAX_STRING].rstrip() if len(text) > MAX_STRING else text
     text = unicodedata.normalize("NFKD", text).casefold()
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -61,9 +64,7 @@ def parse_date_range(text: str) -> tuple[int, int]:
         raise ValueError(f"date must be a string, not {type(text).__name__}")
     m = _DATE_RE.fullmatch(text)
     if m is None:
-        raise ValueError(
-            f"malformed date/dateTime {text!r} (expected YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]]])"
-        )
+        raise ValueError(f"malformed date/dateTime {text!r} (expected YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]]])")
     year = int(m["y"])
     if year == 0:
         raise ValueError(f"invalid year in {text!r}")
@@ -148,9 +149,7 @@ def _split_type_id(path: str) -> tuple[str | None, str | None, str | None]:
     return None, None, None
 
 
-def parse_reference(
-    ref: str, base_url: str | None = None
-) -> tuple[str | None, str | None, str | None, str | None]:
+def parse_reference(ref: str, base_url: str | None = None) -> tuple[str | None, str | None, str | None, str | None]:
     """Split a reference into ``(type, id, version, absolute_url)``.
 
     * ``"Patient/123"`` → ("Patient", "123", None, None) — or the URL joined to ``base_url`` when given;
