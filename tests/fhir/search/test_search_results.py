@@ -229,6 +229,8 @@ async def test_summary_and_elements(kit: SearchKit) -> None:
         ("gender:in=http://vs", "gender"),
         ("_contained=true", "_contained"),
         ("death-date=ap", "death-date"),
+        ("_offset=99999999999999999999", "_offset"),
+        ("family=a\x00b", "family"),
     ],
 )
 async def test_errors_name_the_parameter(kit: SearchKit, query: str, name: str) -> None:
@@ -237,6 +239,21 @@ async def test_errors_name_the_parameter(kit: SearchKit, query: str, name: str) 
     assert err.value.status == 400
     assert name in str(err.value)
     err.value.outcome()  # renders
+
+
+async def test_odd_values_never_fail(kit: SearchKit) -> None:
+    await kit.add(patient("p", "X" * 300, "2000"))
+    for query in [
+        [("family:exact", "X" * 1000)],
+        [("family", "\U0001d518nicode \U0001f600")],
+        [("birthdate", "9999-12-31T23:59:59.999999999+14:00")],
+        [("_count", "99999999999")],
+        [("identifier", "|" + "x" * 2000)],
+    ]:
+        await kit.search("Patient", query)
+    for query in [[("probability", "1e400")], [("probability", "-0.0000000001")], [("probability", "ap0")]]:
+        await kit.search("RiskAssessment", query)
+    assert await kit.idset("Patient", [("family", "x" * 300)]) == {"p"}
 
 
 @pytest.mark.parametrize(

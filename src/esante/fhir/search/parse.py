@@ -55,6 +55,7 @@ from esante.fhir.values import parse_reference
 
 TOTAL_MODES = ("none", "estimate", "accurate")
 SUMMARY_MODES = ("true", "text", "data", "count", "false")
+MAX_INT = 2**31 - 1
 MAX_ITERATE = 4
 """How many ``:iterate`` levels of _include/_revinclude are followed at most."""
 
@@ -116,13 +117,15 @@ def _bad(name: str, message: str) -> FhirError:
     return bad_request(f"Invalid search parameter '{name}': {message}", expression=name)
 
 
-def _parse_int(name: str, value: str, minimum: int = 0) -> int:
+def _parse_int(name: str, value: str, minimum: int = 0, maximum: int | None = MAX_INT) -> int:
     try:
         number = int(value.strip())
     except ValueError:
         raise _bad(name, f"expected an integer, got {value!r}") from None
     if number < minimum:
         raise _bad(name, f"must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise _bad(name, f"must be <= {maximum}, got {number}")
     return number
 
 
@@ -180,6 +183,8 @@ class _Parser:
         total_explicit = False
         count_text: str | None = None
         for name, value in query:
+            if "\x00" in name or "\x00" in value:
+                raise _bad(name.replace("\x00", ""), "NUL characters are not allowed")
             base, _, modifier = name.partition(":")
             if name == "_type" and resource_type is None:
                 continue
@@ -187,7 +192,7 @@ class _Parser:
                 link.append((name, value))
                 continue
             if name == "_count":
-                request.count = min(_parse_int(name, value), max_count)
+                request.count = min(_parse_int(name, value, maximum=None), max_count)
                 count_text = str(request.count)
                 continue
             if name == "_offset":
