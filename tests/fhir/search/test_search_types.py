@@ -396,3 +396,16 @@ async def test_lenient_and_strict(k: SearchKit) -> None:
             k.parse("Patient", query, strict=True)
         assert err.value.status == 400
         assert query.split("=")[0] in str(err.value)
+
+
+async def test_token_above_below(kit: SearchKit) -> None:
+    await kit.add(
+        *[
+            {"resourceType": "Patient", "id": pid, "meta": {"tag": [{"system": "http://t", "code": code}]}}
+            for pid, code in [("a", "care"), ("b", "care/acute"), ("c", "care/acute/icu"), ("d", "careful")]
+        ]
+    )
+    assert await kit.idset("Patient", "_tag:below=care") == {"a", "b", "c"}
+    assert await kit.idset("Patient", "_tag:below=http://t|care/acute") == {"b", "c"}
+    assert await kit.idset("Patient", "_tag:above=care/acute/icu") == {"a", "b", "c"}
+    assert await kit.idset("Patient", "_tag:above=http://other|care/acute") == set()
