@@ -50,8 +50,9 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, ESANTE_VAR_DIR=str(tmp_path / "var"))
+    elsewhere = tmp_path / "elsewhere" / "platform.sqlite3"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "esante.cli", "serve", "--port", str(port), "--demo"],
+        [sys.executable, "-m", "esante.cli", "serve", "--port", str(port), "--demo", "--db", f"sqlite:///{elsewhere}"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -71,4 +72,5 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     assert base in output
-    assert (tmp_path / "var" / "esante.sqlite3").exists()
+    # the served app used the --db given on the command line, not the default under var/
+    assert elsewhere.exists() and not (tmp_path / "var" / "esante.sqlite3").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,13 @@ def serve(
     if workers > 1 and not settings.effective_database_url.startswith("postgres"):
         console.print("[yellow]SQLite is single-writer: running one worker[/]")
         workers = 1
+    # uvicorn's workers build the app from the environment: hand them exactly these settings
+    os.environ["ESANTE_DATABASE_URL"] = settings.effective_database_url
+    os.environ["ESANTE_VAR_DIR"] = str(settings.var_dir)
+    os.environ["ESANTE_HOST"] = settings.host
+    os.environ["ESANTE_PORT"] = str(settings.port)
+    if config is not None:
+        os.environ["ESANTE_CONFIG"] = str(config)
     uvicorn.run(
         "esante.app:create_app",
         factory=True,
