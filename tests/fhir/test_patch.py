@@ -20,9 +20,7 @@ try:  # tests/fhir as a package (tests/fhir/__init__.py) or as a rootdir-relativ
 except ImportError:
     from fhir_xml import parse_resource  # type: ignore[no-redef]
 
-SHARED = Path(
-    os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
-).resolve()
+SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
 
 
 def shared_data(*parts: str) -> Path:
@@ -122,9 +120,7 @@ def test_json_patch_inapplicable_is_422_naming_pointer() -> None:
     assert info.value.status == 422
     assert "/birthDate" in str(info.value)
     with pytest.raises(FhirError) as info:
-        apply_json_patch(
-            {"resourceType": "Patient", "active": True}, [{"op": "test", "path": "/active", "value": 1}]
-        )
+        apply_json_patch({"resourceType": "Patient", "active": True}, [{"op": "test", "path": "/active", "value": 1}])
     assert info.value.status == 422
     assert "/active" in str(info.value)
 
@@ -197,23 +193,17 @@ def test_fhirpath_patch_where_first_last_and_choice() -> None:
 
 def test_fhirpath_patch_multiple_matches_is_error() -> None:
     with pytest.raises(FhirError) as info:
-        apply_fhirpath_patch(
-            PATIENT, _params(_op(type="replace", path="Patient.identifier.value", value="X"))
-        )
+        apply_fhirpath_patch(PATIENT, _params(_op(type="replace", path="Patient.identifier.value", value="X")))
     assert info.value.status == 422
     with pytest.raises(FhirError) as info:
-        apply_fhirpath_patch(
-            PATIENT, _params(_op(type="delete", path="Patient.identifier.where(use = 'usual')"))
-        )
+        apply_fhirpath_patch(PATIENT, _params(_op(type="delete", path="Patient.identifier.where(use = 'usual')")))
     assert info.value.status == 422
 
 
 def test_fhirpath_patch_delete_nothing_is_noop_and_replace_nothing_is_error() -> None:
     assert apply_fhirpath_patch(PATIENT, _params(_op(type="delete", path="Patient.birthDate"))) == PATIENT
     with pytest.raises(FhirError) as info:
-        apply_fhirpath_patch(
-            PATIENT, _params(_op(type="replace", path="Patient.birthDate", value="2000-01-01"))
-        )
+        apply_fhirpath_patch(PATIENT, _params(_op(type="replace", path="Patient.birthDate", value="2000-01-01")))
     assert info.value.status == 422
     assert info.value.issues[0].expression == ("Patient.birthDate",)
 
@@ -221,15 +211,11 @@ def test_fhirpath_patch_delete_nothing_is_noop_and_replace_nothing_is_error() ->
 def test_fhirpath_patch_add_list_element_and_insert_index_errors() -> None:
     result = apply_fhirpath_patch(
         {"resourceType": "Patient"},
-        _params(
-            _op(type="add", path="Patient", name="name", value_part=[{"name": "family", "valueString": "Z"}])
-        ),
+        _params(_op(type="add", path="Patient", name="name", value_part=[{"name": "family", "valueString": "Z"}])),
     )
     assert result["name"] == [{"family": "Z"}]
     with pytest.raises(FhirError) as info:
-        apply_fhirpath_patch(
-            PATIENT, _params(_op(type="insert", path="Patient.identifier", index=9, value="x"))
-        )
+        apply_fhirpath_patch(PATIENT, _params(_op(type="insert", path="Patient.identifier", index=9, value="x")))
     assert info.value.status == 422
 
 

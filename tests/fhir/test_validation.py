@@ -13,9 +13,7 @@ import pytest
 from esante.fhir.errors import FhirError
 from esante.fhir.validation import validate_resource
 
-SHARED = Path(
-    os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
-).resolve()
+SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
 
 
 def shared_data(*parts: str) -> Path:
@@ -212,9 +210,7 @@ def test_r4_only_types_use_r4_definitions() -> None:
         "identifier": [{"value": "1"}],
     }
     validate_resource(product)
-    _fails(
-        _with(product, name=[{"namePart": [{"part": 1}]}]), "required", "MedicinalProduct.name[0].productName"
-    )
+    _fails(_with(product, name=[{"namePart": [{"part": 1}]}]), "required", "MedicinalProduct.name[0].productName")
     _fails(_with(product, bogus=1), "structure", "MedicinalProduct.bogus")
     _fails(_with(product, identifier={"value": "1"}), "structure", "MedicinalProduct.identifier")
 

@@ -79,9 +79,12 @@ def _index_table(name: str, *columns: Column, value_index: tuple[str, ...], extr
     )
 
 
+# code-point order for prefix ranges on both engines (see fhir/search/values.py)
+_CODEPOINT_STRING = String(255).with_variant(String(255, collation="C"), "postgresql")
+
 idx_string = _index_table(
     "idx_string",
-    Column("value_norm", String(255), nullable=False),
+    Column("value_norm", _CODEPOINT_STRING, nullable=False),
     Column("value_exact", String(255), nullable=False),
     value_index=("value_norm",),
 )

@@ -148,9 +148,7 @@ def apply_json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any
         else:  # test
             actual = _resolve(doc, tokens, path)
             if not _json_equal(actual, op["value"]):
-                raise unprocessable(
-                    f"JSON Patch: test failed at {path!r}: value is not equal to {op['value']!r}"
-                )
+                raise unprocessable(f"JSON Patch: test failed at {path!r}: value is not equal to {op['value']!r}")
     if not isinstance(doc, dict):
         raise unprocessable("JSON Patch: the result is not a JSON object")
     return doc
@@ -243,9 +241,7 @@ def _where(criteria: str, candidates: list[_Slot], resource: dict[str, Any]) -> 
     kept = []
     for slot in candidates:
         try:
-            result = fhirpathpy.evaluate(
-                slot.value, criteria, {"resource": resource, "rootResource": resource}
-            )
+            result = fhirpathpy.evaluate(slot.value, criteria, {"resource": resource, "rootResource": resource})
         except Exception as exc:
             raise bad_request(f"FHIRPath Patch: cannot evaluate where({criteria}): {exc}") from exc
         if result == [True]:
@@ -259,11 +255,7 @@ def _member(slots: list[_Slot], name: str) -> list[_Slot]:
         node = slot.value
         if not isinstance(node, dict):
             continue
-        keys = (
-            [name]
-            if name in node
-            else [k for k in node if k.startswith(name) and k[len(name) :][:1].isupper()]
-        )
+        keys = [name] if name in node else [k for k in node if k.startswith(name) and k[len(name) :][:1].isupper()]
         for key in keys:
             value = node[key]
             if isinstance(value, list):
@@ -279,9 +271,7 @@ def _locate(resource: dict[str, Any], path: str) -> list[_Slot]:
     if steps and steps[0].kind == "member" and steps[0].arg in (resource.get("resourceType"), "Resource"):
         steps = steps[1:]
     elif steps and steps[0].kind == "member" and steps[0].arg[:1].isupper():
-        raise bad_request(
-            f"FHIRPath Patch: path {path!r} does not apply to a {resource.get('resourceType')} resource"
-        )
+        raise bad_request(f"FHIRPath Patch: path {path!r} does not apply to a {resource.get('resourceType')} resource")
     for step in steps:
         if step.kind == "member":
             slots = _member(slots, step.arg)
@@ -303,9 +293,7 @@ def _locate(resource: dict[str, Any], path: str) -> list[_Slot]:
             ]
         elif step.kind == "extension":
             slots = [
-                s
-                for s in _member(slots, "extension")
-                if isinstance(s.value, dict) and s.value.get("url") == step.arg
+                s for s in _member(slots, "extension") if isinstance(s.value, dict) and s.value.get("url") == step.arg
             ]
     return slots
 
@@ -498,9 +486,7 @@ def _apply_operation(resource: dict[str, Any], parameter: Any, where: str) -> No
         assert name is not None
         target = _single(_locate(resource, path), path, "adding").value
         if not isinstance(target, dict):
-            raise unprocessable(
-                f"FHIRPath Patch: cannot add {name!r} to a primitive at {path}", expression=path
-            )
+            raise unprocessable(f"FHIRPath Patch: cannot add {name!r} to a primitive at {path}", expression=path)
         existing = target.get(name)
         if isinstance(existing, list):
             existing.append(value)

@@ -549,9 +549,7 @@ def check_reference(value: str, path: str, out: _Collector) -> None:
     match = _REF_RELATIVE_RE.fullmatch(value)
     if match:
         if match.group(1) not in R4_RESOURCE_TYPES:
-            out.add(
-                "value", path, f"{path}: reference {value!r} names unknown resource type {match.group(1)!r}"
-            )
+            out.add("value", path, f"{path}: reference {value!r} names unknown resource type {match.group(1)!r}")
         return
     if value.startswith("#"):
         if len(value) == 1 or _ID_RE.fullmatch(value[1:]):
@@ -641,9 +639,7 @@ def _walk_model(
                 f"{path}: only one of {group}[x] is allowed, found {', '.join(present)}",
             )
         elif required and not present:
-            out.add(
-                "required", f"{path}.{group}[x]", f"{path}.{group}[x]: required element is missing (min=1)"
-            )
+            out.add("required", f"{path}.{group}[x]", f"{path}.{group}[x]: required element is missing (min=1)")
 
 
 def _walk_value(fspec: FieldSpec, value: Any, path: str, out: _Collector) -> None:
@@ -869,9 +865,7 @@ def _pydantic_issues(model: Any, resource: dict[str, Any], root: str, out: _Coll
             message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             out.add(code, expression, f"{expression}: {message}")
             reported.append(expression)
-    except (
-        Exception
-    ):  # the walker has already reported what made the model crash (e.g. unknown contained type)
+    except Exception:  # the walker has already reported what made the model crash (e.g. unknown contained type)
         if not out.issues:  # pragma: no cover - defensive
             out.add("invalid", root, f"{root}: resource could not be validated")
 
@@ -881,9 +875,7 @@ def _pydantic_issues(model: Any, resource: dict[str, Any], root: str, out: _Coll
 # ------------------------------------------------------------------------------------------------
 
 
-def validate_resource(
-    resource: Any, *, expected_type: str | None = None, conditional_references: bool = False
-) -> None:
+def validate_resource(resource: Any, *, expected_type: str | None = None, conditional_references: bool = False) -> None:
     """Validate one resource (a parsed JSON object) against FHIR R4; raise FhirError(400) listing every issue.
 
     ``conditional_references`` additionally accepts ``Type?query`` references (inside transaction Bundles,

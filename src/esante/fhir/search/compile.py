@@ -29,13 +29,9 @@ Observations / 2k Patients, ANALYZE'd):
   O(matches) sub-selects before the LIMIT applies (fine for selective searches; a large unfiltered sorted
   search is the expensive case).
 
-Known limit: the string prefix has only a lower bound in the index (``value_norm >= ?``): an upper bound is
-only safe under code-point collation. A ``COLLATE "C"`` (or ``text_pattern_ops``) index on ``value_norm``
-would let PostgreSQL bound the range on both sides.
-
-String prefix search is written as ``value_norm >= ? AND value_norm LIKE ? ESCAPE '\\'``: the ``>=`` lets the
-B-tree seek to the first candidate whatever the collation (a string is never smaller than its own prefix),
-the LIKE keeps the exact prefix semantics.
+String prefix search is written as ``value_norm >= ? AND value_norm < ? AND value_norm LIKE ? ESCAPE '\\'``:
+``value_norm`` has code-point collation on both engines (``COLLATE "C"`` on PostgreSQL, BINARY on SQLite), so
+the two bounds make a closed index range and LIKE keeps the exact prefix semantics.
 """
 
 from __future__ import annotations

@@ -86,7 +86,15 @@ def string_pred(value: str, modifier: str | None) -> Pred:
     norm = normalize_string(text)
     if modifier == "contains":
         return Pred("{x}.value_norm LIKE ?" + ESCAPE, (like_contains(norm),))
-    return Pred("{x}.value_norm >= ? AND {x}.value_norm LIKE ?" + ESCAPE, (norm, like_prefix(norm)))
+    if not norm:
+        return Pred("{x}.value_norm LIKE ?" + ESCAPE, (like_prefix(norm),))
+    # value_norm is compared in code-point order on both engines (COLLATE "C" on PostgreSQL, BINARY on SQLite),
+    # so [prefix, next-prefix) bounds the index range scan on both sides; LIKE keeps the exact semantics.
+    upper = norm[:-1] + chr(ord(norm[-1]) + 1)
+    return Pred(
+        "{x}.value_norm >= ? AND {x}.value_norm < ? AND {x}.value_norm LIKE ?" + ESCAPE,
+        (norm, upper, like_prefix(norm)),
+    )
 
 
 # -------------------------------------------------------------------------------------------------- tokens

@@ -87,7 +87,11 @@ def upgrade() -> None:
         sa.Column("res_type", sa.String(length=64), nullable=False),
         sa.Column("param", sa.String(length=100), nullable=False),
         sa.Column("grp", sa.SmallInteger(), server_default="0", nullable=False),
-        sa.Column("value_norm", sa.String(length=255), nullable=False),
+        sa.Column(
+            "value_norm",
+            sa.String(length=255).with_variant(sa.String(length=255, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("value_exact", sa.String(length=255), nullable=False),
     )
     with op.batch_alter_table("idx_string", schema=None) as batch_op:
