@@ -196,9 +196,14 @@ def run_pgbench(url: str, data_dir: Path, duration: int, connections: int) -> di
         return {"error": "pgbench not installed"}
     ids = (data_dir / "patients.txt").read_text().split()
     idents = (data_dir / "identifiers.txt").read_text().split()
-    subprocess.run(["psql", url, "-qc", PGBENCH_SETUP], check=True)
-    rows = "".join(f"{i + 1}\t{pid}\t{ident}\n" for i, (pid, ident) in enumerate(zip(ids, idents, strict=False)))
-    subprocess.run(["psql", url, "-qc", "COPY bench_ids FROM STDIN"], input=rows, text=True, check=True)
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PGBENCH_SETUP)
+        with conn.cursor().copy("COPY bench_ids FROM STDIN") as copy:
+            for i, (pid, ident) in enumerate(zip(ids, idents, strict=False)):
+                copy.write_row((i + 1, pid, ident))
+        conn.execute("ANALYZE bench_ids")
     results: dict[str, Any] = {}
     for name, template in (("read", PGBENCH_READ), ("search_token", PGBENCH_SEARCH)):
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
@@ -242,6 +247,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="esante-bench-"))
     seeded = asyncio.run(seed(url, args.patients, data_dir))
     console.print(f"seeded {seeded['resources']} resources in {seeded['seconds']} s (in-process)")
+    # fresh statistics, as an operator runs after a bulk import (without them the planner guesses badly)
+    subprocess.run(["psql", url, "-qc", "VACUUM ANALYZE"], check=True)
     server = start_server(url, args.port, args.workers)
     workloads: dict[str, Any] = {}
     try:

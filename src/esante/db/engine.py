@@ -156,7 +156,15 @@ class PostgresDatabase(Database):
         dsn = self.url.replace("postgresql+asyncpg://", "postgresql://").replace(
             "postgresql+psycopg://", "postgresql://"
         )
-        self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self._pool_size, statement_cache_size=512)
+        # force_custom_plan: search statements are prepared once and run with very different values; the generic
+        # plan PostgreSQL switches to after 5 runs ignores their selectivity and was measured 40x slower (bench/).
+        self._pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            statement_cache_size=512,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
