@@ -29,26 +29,69 @@ from esante.fhir.index_rows import IndexRows
 from esante.fhir.indexing import extract_index_rows
 from esante.fhir.model import StoredResource, micros_to_instant
 
-_RESOURCE_COLUMNS = "rid, res_type, res_id, version_id, last_updated, is_current, deleted, method, content"
 _SELECT_COLUMNS = "rid, res_type, res_id, version_id, last_updated, deleted, content"
 
-_INDEX_INSERTS: dict[str, str] = {
-    "string": "INSERT INTO idx_string (rid, res_type, param, grp, value_norm, value_exact) VALUES (?, ?, ?, ?, ?, ?)",
-    "token": "INSERT INTO idx_token (rid, res_type, param, grp, system, code, text_norm) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "date": "INSERT INTO idx_date (rid, res_type, param, grp, lo, hi) VALUES (?, ?, ?, ?, ?, ?)",
-    "number": "INSERT INTO idx_number (rid, res_type, param, grp, value) VALUES (?, ?, ?, ?, ?)",
-    "quantity": "INSERT INTO idx_quantity (rid, res_type, param, grp, value, system, code, unit)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "reference": "INSERT INTO idx_reference (rid, res_type, param, grp, target_type, target_id, target_version,"
-    " url, ident_system, ident_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "uri": "INSERT INTO idx_uri (rid, res_type, param, grp, value) VALUES (?, ?, ?, ?, ?)",
+# Column names and PostgreSQL array types of every table the store inserts into.
+_ID = (("rid", "bigint"), ("res_type", "text"), ("param", "text"), ("grp", "int"))
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "resource": (
+        ("rid", "bigint"),
+        ("res_type", "text"),
+        ("res_id", "text"),
+        ("version_id", "int"),
+        ("last_updated", "bigint"),
+        ("is_current", "bool"),
+        ("deleted", "bool"),
+        ("method", "text"),
+        ("content", "bytea"),
+    ),
+    "string": (*_ID, ("value_norm", "text"), ("value_exact", "text")),
+    "token": (*_ID, ("system", "text"), ("code", "text"), ("text_norm", "text")),
+    "date": (*_ID, ("lo", "bigint"), ("hi", "bigint")),
+    "number": (*_ID, ("value", "float8")),
+    "quantity": (*_ID, ("value", "float8"), ("system", "text"), ("code", "text"), ("unit", "text")),
+    "reference": (
+        *_ID,
+        ("target_type", "text"),
+        ("target_id", "text"),
+        ("target_version", "text"),
+        ("url", "text"),
+        ("ident_system", "text"),
+        ("ident_value", "text"),
+    ),
+    "uri": (*_ID, ("value", "text")),
 }
-_INDEX_KINDS = tuple(_INDEX_INSERTS)
+_INDEX_KINDS = tuple(kind for kind in _COLUMNS if kind != "resource")
 
-# PostgreSQL: one round trip clears all index tables of one resource.
+
+def _table(kind: str) -> str:
+    return "resource" if kind == "resource" else f"idx_{kind}"
+
+
+# SQLite: executemany of a plain INSERT. PostgreSQL: ONE statement per table whatever the row count, the rows
+# travelling as one array per column (INSERT ... SELECT FROM unnest): measured ~10x faster than executemany.
+_INSERT_ROWS = {
+    kind: f"INSERT INTO {_table(kind)} ({', '.join(c for c, _ in cols)}) VALUES ({', '.join('?' for _ in cols)})"
+    for kind, cols in _COLUMNS.items()
+}
+_INSERT_ARRAYS = {
+    kind: f"INSERT INTO {_table(kind)} ({', '.join(c for c, _ in cols)}) "
+    f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for _, t in cols)})"
+    for kind, cols in _COLUMNS.items()
+}
+# PostgreSQL: one round trip clears the index rows of many resources in every table.
 _PG_DELETE_INDEXES = (
-    "WITH " + ", ".join(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ?)" for kind in _INDEX_KINDS) + " SELECT 1"
+    "WITH "
+    + ", ".join(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ANY(?::bigint[]))" for kind in _INDEX_KINDS)
+    + " SELECT 1"
 )
+
+
+async def _insert(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.is_postgres:
+        await conn.execute(_INSERT_ARRAYS[kind], [list(column) for column in zip(*rows, strict=True)])
+    else:
+        await conn.executemany(_INSERT_ROWS[kind], rows)
 
 
 def row_to_stored(row: tuple[Any, ...]) -> StoredResource:
@@ -220,22 +263,20 @@ class StoreSession:
         if self._pending_index_deletes:
             deletes, self._pending_index_deletes = self._pending_index_deletes, []
             if conn.dialect.is_postgres:
-                await conn.executemany(_PG_DELETE_INDEXES, [(rid,) * len(_INDEX_KINDS) for rid in deletes])
+                await conn.execute(_PG_DELETE_INDEXES, [deletes] * len(_INDEX_KINDS))
             else:
                 for kind in _INDEX_KINDS:
                     await conn.executemany(f"DELETE FROM idx_{kind} WHERE rid = ?", [(rid,) for rid in deletes])
         if self._resource_rows:
             rows, self._resource_rows = self._resource_rows, []
             try:
-                await conn.executemany(
-                    f"INSERT INTO resource ({_RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                await _insert(conn, "resource", rows)
             except IntegrityViolation as exc:
                 raise conflict("a concurrent request wrote the same resource; retry with the current version") from exc
         if self._index_rows:
             index_rows, self._index_rows = self._index_rows, {}
             for kind, rows in index_rows.items():
-                await conn.executemany(_INDEX_INSERTS[kind], rows)
+                await _insert(conn, kind, rows)
 
     # ---------------------------------------------------------------- internals
     def _stage_version(
