@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from esante.fhir import validation
 from esante.fhir.errors import FhirError
 from esante.fhir.validation import validate_resource
 
@@ -219,3 +220,9 @@ def test_conditional_references_only_when_allowed() -> None:
     resource = _with(PATIENT, managingOrganization={"reference": "Organization?identifier=x|1"})
     _fails(resource, "value", "Patient.managingOrganization.reference")
     validate_resource(resource, conditional_references=True)
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["walker", "walker+pydantic"])
+def _safety_net(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case runs with the write path's walker alone and with the pydantic safety net added."""
+    monkeypatch.setattr(validation, "SAFETY_NET", request.param)
