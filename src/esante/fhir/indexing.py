@@ -369,9 +369,11 @@ _ADDERS = {
     "uri": _Rows.add_uri,
 }
 
-# (code, param type, expression, components: ((type, expression), ...), root elements guard or None)
+# (code, param type, expression, components: ((type, expression), ...), guards: each must meet the resource's
+# top-level elements, or None to always evaluate)
 _Plan = tuple[
-    tuple[str, str, CompiledExpression, tuple[tuple[str, CompiledExpression], ...], frozenset[str] | None], ...
+    tuple[str, str, CompiledExpression, tuple[tuple[str, CompiledExpression], ...], tuple[frozenset[str], ...] | None],
+    ...,
 ]
 
 _BRANCH_ROOT = re.compile(r"^\(*\s*(?:[A-Z][A-Za-z]*)\.([a-z][A-Za-z0-9]*)")
@@ -432,6 +434,37 @@ def root_guard(expression: str, resource_type: str) -> frozenset[str] | None:
     return frozenset(roots)
 
 
+_RELATIVE_ROOT = re.compile(r"^\(*\s*([a-z][A-Za-z0-9]*)\s*(?:\.as\(\s*([A-Za-z]+)\s*\)|\s+as\s+([A-Za-z]+))?")
+
+
+def relative_guard(expression: str) -> frozenset[str] | None:
+    """Like :func:`root_guard` for an expression relative to the resource (a composite's component).
+
+    ``value.as(Quantity)`` needs ``valueQuantity``: the typed key is required, not just any ``value[x]``.
+    """
+    roots: set[str] = set()
+    for branch in _top_level_branches(expression):
+        if any(op in _without_where(branch) for op in _VALUE_FROM_NOTHING):
+            return None
+        match = _RELATIVE_ROOT.match(branch)
+        if match is None:
+            return None
+        name, as_type = match.group(1), match.group(2) or match.group(3)
+        roots.add(name + as_type[0].upper() + as_type[1:] if as_type else name)
+    return frozenset(roots)
+
+
+def _guards(expression: str, resource_type: str, components: tuple[str, ...]) -> tuple[frozenset[str], ...] | None:
+    """Guards that must ALL meet the present elements; None: always evaluate."""
+    if components and expression.strip() == resource_type:
+        # a composite on the resource itself (Observation code-value-*) needs every component present
+        found = [relative_guard(component) for component in components]
+        guards = tuple(g for g in found if g is not None)
+        return guards or None
+    guard = root_guard(expression, resource_type)
+    return (guard,) if guard is not None else None
+
+
 def present_elements(resource: dict[str, Any]) -> set[str]:
     """Top-level element names present, choice elements also under their base name (``valueQuantity`` → ``value``)."""
     names = set(resource)
@@ -455,9 +488,10 @@ def _plan(registry: Registry, resource_type: str, compiler: Compiler = compile_e
             comps = tuple((ctype, compiler(cexpr)) for ctype, cexpr in sp.components)
             if not comps or any(ctype not in _ADDERS for ctype, _ in comps):
                 continue
-            plan.append((code, sp.type, compiler(sp.expression), comps, root_guard(sp.expression, resource_type)))
+            guards = _guards(sp.expression, resource_type, tuple(cexpr for _, cexpr in sp.components))
+            plan.append((code, sp.type, compiler(sp.expression), comps, guards))
         elif sp.type in _ADDERS:
-            plan.append((code, sp.type, compiler(sp.expression), (), root_guard(sp.expression, resource_type)))
+            plan.append((code, sp.type, compiler(sp.expression), (), _guards(sp.expression, resource_type, ())))
     return tuple(plan)
 
 
@@ -475,8 +509,8 @@ def extract_with(resource: dict[str, Any], registry: Registry, compiler: Compile
     root = Node(resource, rtype, rtype)
     focus = [root]
     present = present_elements(resource)
-    for code, ptype, expr, comps, guard in _plan(registry, rtype, compiler):
-        if guard is not None and guard.isdisjoint(present):
+    for code, ptype, expr, comps, guards in _plan(registry, rtype, compiler):
+        if guards is not None and any(guard.isdisjoint(present) for guard in guards):
             continue
         try:
             nodes = expr.evaluate(focus, root)

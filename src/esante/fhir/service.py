@@ -8,7 +8,6 @@ Specifications: https://hl7.org/fhir/R4/http.html
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,12 +90,17 @@ class FhirService:
             raise not_found(f"{stored.res_type}/{stored.res_id} is not known")
 
     def _prepare_body(self, resource: dict[str, Any], res_type: str) -> dict[str, Any]:
+        """Validate, then take a top-level copy whose server-owned meta fields are cleared.
+
+        The parsed request body belongs to this request alone, so nested values are shared, not deep-copied
+        (a deep copy cost more than validation's walker on the ingest path); only ``meta`` is copied because
+        the store rewrites it.
+        """
         validate_resource(resource, expected_type=res_type)
-        body = copy.deepcopy(resource)
+        body = dict(resource)
         meta = body.get("meta")
         if isinstance(meta, dict):
-            meta.pop("versionId", None)
-            meta.pop("lastUpdated", None)
+            body["meta"] = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
         return body
 
     # ------------------------------------------------------------------ read
