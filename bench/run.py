@@ -177,6 +177,7 @@ DROP TABLE IF EXISTS bench_ids;
 CREATE TABLE bench_ids (n int PRIMARY KEY, res_id text NOT NULL, ident text NOT NULL);
 """
 
+# pgbench would read ":oid" inside a literal as a variable, hence chr(58) (folded to a constant by the planner).
 PGBENCH_READ = """\\set n random(1, {n})
 SELECT content FROM resource WHERE res_type = 'Patient' AND is_current
   AND res_id = (SELECT res_id FROM bench_ids WHERE n = :n);
@@ -185,7 +186,8 @@ SELECT content FROM resource WHERE res_type = 'Patient' AND is_current
 PGBENCH_SEARCH = """\\set n random(1, {n})
 SELECT r.rid, r.content FROM resource r WHERE r.res_type = 'Patient' AND r.is_current AND NOT r.deleted
   AND r.rid IN (SELECT t.rid FROM idx_token t WHERE t.res_type = 'Patient' AND t.param = 'identifier'
-    AND t.code = (SELECT ident FROM bench_ids WHERE n = :n) AND t.system = 'urn:oid:1.3.182.2.4.2')
+    AND t.code = (SELECT ident FROM bench_ids WHERE n = :n)
+    AND t.system = 'urn' || chr(58) || 'oid' || chr(58) || '1.3.182.2.4.2')
   ORDER BY r.rid LIMIT 21;
 """
 
