@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,19 +80,6 @@ _INSERT_ARRAYS = {
     f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for _, t in cols)})"
     for kind, cols in _COLUMNS.items()
 }
-# PostgreSQL: one round trip clears the index rows of many resources in every table.
-_PG_DELETE_INDEXES = (
-    "WITH "
-    + ", ".join(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ANY(?::bigint[]))" for kind in _INDEX_KINDS)
-    + " SELECT 1"
-)
-
-
-async def _insert(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.is_postgres:
-        await conn.execute(_INSERT_ARRAYS[kind], [list(column) for column in zip(*rows, strict=True)])
-    else:
-        await conn.executemany(_INSERT_ROWS[kind], rows)
 
 
 def row_to_stored(row: tuple[Any, ...]) -> StoredResource:
@@ -135,7 +123,6 @@ class StoreSession:
     _index_rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     _pending_index_deletes: list[int] = field(default_factory=list)
     _sqlite_next_rid: int | None = None
-    _rid_pool: list[int] = field(default_factory=list)
 
     # ---------------------------------------------------------------- reads
     async def read(self, res_type: str, res_id: str) -> StoredResource | None:
@@ -258,25 +245,50 @@ class StoreSession:
         return stored
 
     async def flush(self) -> None:
-        """Write buffered rows: deletions of stale index rows first, then resources, then index rows."""
-        conn = self.conn
-        if self._pending_index_deletes:
-            deletes, self._pending_index_deletes = self._pending_index_deletes, []
-            if conn.dialect.is_postgres:
-                await conn.execute(_PG_DELETE_INDEXES, [deletes] * len(_INDEX_KINDS))
+        """Write buffered rows: stale index rows out, then resources, then index rows.
+
+        PostgreSQL: everything in ONE statement of data-modifying CTEs (all CTEs see the same snapshot, so the
+        deletes cannot touch the rows inserted beside them); SQLite: one executemany per table.
+        """
+        deletes, self._pending_index_deletes = self._pending_index_deletes, []
+        resources, self._resource_rows = self._resource_rows, []
+        index_rows, self._index_rows = self._index_rows, {}
+        if not (deletes or resources or index_rows):
+            return
+        try:
+            if self.conn.dialect.is_postgres:
+                await self._flush_postgres(deletes, resources, index_rows)
             else:
-                for kind in _INDEX_KINDS:
-                    await conn.executemany(f"DELETE FROM idx_{kind} WHERE rid = ?", [(rid,) for rid in deletes])
-        if self._resource_rows:
-            rows, self._resource_rows = self._resource_rows, []
-            try:
-                await _insert(conn, "resource", rows)
-            except IntegrityViolation as exc:
-                raise conflict("a concurrent request wrote the same resource; retry with the current version") from exc
-        if self._index_rows:
-            index_rows, self._index_rows = self._index_rows, {}
-            for kind, rows in index_rows.items():
-                await _insert(conn, kind, rows)
+                await self._flush_sqlite(deletes, resources, index_rows)
+        except IntegrityViolation as exc:
+            raise conflict("a concurrent request wrote the same resource; retry with the current version") from exc
+
+    async def _flush_postgres(
+        self, deletes: list[int], resources: list[tuple[Any, ...]], index_rows: dict[str, list[tuple[Any, ...]]]
+    ) -> None:
+        ctes: list[str] = []
+        params: list[Any] = []
+        if deletes:
+            for kind in _INDEX_KINDS:
+                ctes.append(f"d_{kind} AS (DELETE FROM idx_{kind} WHERE rid = ANY(?::bigint[]))")
+                params.append(deletes)
+        for kind, rows in (("resource", resources), *index_rows.items()):
+            if rows:
+                ctes.append(f"w_{kind} AS ({_INSERT_ARRAYS[kind]})")
+                params.extend(list(column) for column in zip(*rows, strict=True))
+        await self.conn.execute("WITH " + ", ".join(ctes) + " SELECT 1", params)
+
+    async def _flush_sqlite(
+        self, deletes: list[int], resources: list[tuple[Any, ...]], index_rows: dict[str, list[tuple[Any, ...]]]
+    ) -> None:
+        conn = self.conn
+        if deletes:
+            for kind in _INDEX_KINDS:
+                await conn.executemany(f"DELETE FROM idx_{kind} WHERE rid = ?", [(rid,) for rid in deletes])
+        if resources:
+            await conn.executemany(_INSERT_ROWS["resource"], resources)
+        for kind, rows in index_rows.items():
+            await conn.executemany(_INSERT_ROWS[kind], rows)
 
     # ---------------------------------------------------------------- internals
     def _stage_version(
@@ -317,16 +329,13 @@ class StoreSession:
             self._pending_index_deletes.append(current.rid)
 
     async def reserve_rids(self, count: int) -> None:
-        """Fetch ``count`` logical keys in one round trip (PostgreSQL) before a bulk of creates."""
-        if self.conn.dialect.is_postgres and count > 1:
-            rows = await self.conn.fetch("SELECT nextval('resource_rid_seq') FROM generate_series(1, ?)", (count,))
-            self._rid_pool.extend(int(r[0]) for r in rows)
+        """Make sure ``count`` logical keys are at hand (PostgreSQL: one round trip for a bulk of creates)."""
+        if self.conn.dialect.is_postgres:
+            await self.store.fill_rids(self.conn, count)
 
     async def _next_rid(self) -> int:
-        if self._rid_pool:
-            return self._rid_pool.pop(0)
         if self.conn.dialect.is_postgres:
-            return int(await self.conn.fetchval("SELECT nextval('resource_rid_seq')"))
+            return await self.store.next_rid(self.conn)
         # SQLite has no sequences; its write transactions are serialised (BEGIN IMMEDIATE), so the maximum
         # read once per session plus a local counter is race-free, even with a CLI writing beside the server.
         if self._sqlite_next_rid is None:
@@ -344,6 +353,24 @@ class ResourceStore:
         self.database = database
         self.hooks = hooks or HookRegistry()
         self.clock = _Clock()
+        # PostgreSQL logical keys fetched in blocks: one sequence round trip per RID_BLOCK single creates.
+        # Keys of a rolled-back transaction are simply skipped (gaps are harmless).
+        self._rids: deque[int] = deque()
+
+    RID_BLOCK = 64
+
+    async def fill_rids(self, conn: Connection, needed: int) -> None:
+        """Have at least ``needed`` PostgreSQL logical keys at hand (one round trip when short)."""
+        if len(self._rids) < needed:
+            count = max(needed - len(self._rids), self.RID_BLOCK)
+            rows = await conn.fetch("SELECT nextval('resource_rid_seq') FROM generate_series(1, ?)", (count,))
+            self._rids.extend(int(r[0]) for r in rows)
+
+    async def next_rid(self, conn: Connection) -> int:
+        # another coroutine may empty the cache while we await the refill: check again before taking
+        while not self._rids:
+            await self.fill_rids(conn, 1)
+        return self._rids.popleft()
 
     def new_id(self) -> str:
         """Server-assigned logical ids: UUIDs (no information leak, no coordination between nodes)."""
