@@ -32,6 +32,7 @@ class Settings:
     max_bundle_entries: int = 10_000
     db_pool_size: int = 10
     log_level: str = "info"
+    warm_up: bool = True  # build definitions, index plans and validation models before serving
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,6 +50,8 @@ def _coerce(name: str, raw: Any) -> Any:
     """Turn a raw env/TOML value into the type of the Settings field called ``name``."""
     kind = {f.name: f.type for f in fields(Settings)}[name]
     text = str(kind)
+    if "bool" in text and isinstance(raw, str):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if "int" in text and not isinstance(raw, int):
         return int(raw)
     if "Path" in text:

@@ -27,7 +27,7 @@ def _free_port() -> int:
 def server_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     """Base URL (…/fhir) of a running server; stopped after the test."""
     port = _free_port()
-    settings = Settings(var_dir=tmp_path, database_url=db_url, host="127.0.0.1", port=port)
+    settings = Settings(var_dir=tmp_path, database_url=db_url, host="127.0.0.1", port=port, warm_up=False)
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -169,7 +169,7 @@ class PostgresDatabase(Database):
         # plan PostgreSQL switches to after 5 runs ignores their selectivity and was measured 40x slower (bench/).
         self._pool = await asyncpg.create_pool(
             dsn,
-            min_size=1,
+            min_size=self._pool_size,  # connect at start-up, not under the first burst of requests
             max_size=self._pool_size,
             statement_cache_size=512,
             server_settings={"plan_cache_mode": "force_custom_plan"},
