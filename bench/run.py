@@ -254,12 +254,16 @@ def main() -> None:
     server = start_server(url, args.port, args.workers)
     workloads: dict[str, Any] = {}
     try:
-        for script in ("crud.lua", "search.lua", "ingest.lua"):
-            result = run_wrk(script, args.port, args.duration, args.connections, data_dir)
+        runs = [("crud.lua", args.connections), ("search.lua", args.connections), ("ingest.lua", args.connections)]
+        runs += [("search.lua", c) for c in (8, 4) if c < args.connections]
+        for script, connections in runs:
+            result = run_wrk(script, args.port, args.duration, connections, data_dir)
+            result["connections"] = connections
             if script == "ingest.lua":
                 result["resources_per_s"] = round(result["req_per_s"] * 100, 1)
-            workloads[result["workload"]] = result
-            console.print(result)
+            name = result["workload"] if connections == args.connections else f"{result['workload']}_c{connections}"
+            workloads[name] = result
+            console.print(name, result)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -286,11 +290,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rest.json").write_text(json.dumps(report, indent=2) + "\n")
     table = Table(title="eSanté REST benchmark (PostgreSQL)")
-    for column in ("workload", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+    for column in ("workload", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column)
     for name, result in workloads.items():
         table.add_row(
             name,
+            str(result["connections"]),
             f"{result['req_per_s']:.0f}",
             f"{result['p50_ms']:.1f}",
             f"{result['p95_ms']:.1f}",

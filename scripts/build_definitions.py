@@ -155,6 +155,10 @@ def build_elements(src: Path) -> dict[str, Any]:
             sd = entry["resource"]
             if sd["resourceType"] != "StructureDefinition" or sd.get("derivation") == "constraint":
                 continue
+            if sd.get("fhirVersion", "4.0.1") != "4.0.1":
+                # the package also carries a few later definitions (SubscriptionStatus, 4.3.0): not R4
+                print(f"skipping {sd.get('name')}: FHIR {sd.get('fhirVersion')}, not R4 4.0.1")
+                continue
             kind = sd.get("kind")
             name = sd["type"]
             if kind == "resource":

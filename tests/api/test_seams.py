@@ -151,3 +151,17 @@ async def test_concurrent_conditional_creates_make_one_resource(client: httpx.As
     )
     assert sorted(r.status_code for r in responses) == [200] * 5 + [201]
     assert len({r.json()["id"] for r in responses}) == 1
+
+
+async def test_internal_errors_are_a_500_operation_outcome_without_details(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    async def broken(call: OperationCall) -> Outcome:
+        raise RuntimeError("secret internal detail: patient 1234567890")
+
+    platform.operations.register(OperationDefinition("broken", broken, system=True))
+    response = await client.get("/fhir/$broken")
+    body = outcome(response, 500)
+    text = response.text
+    assert "secret" not in text and "Traceback" not in text and "1234567890" not in text
+    assert response.headers["X-Request-Id"] in body["issue"][0]["diagnostics"]

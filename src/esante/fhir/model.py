@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +33,19 @@ def micros_to_instant(micros: int) -> str:
     """FHIR instant text (UTC, microsecond precision: exact, so ``_since``/``_at`` with it are exact too)."""
     stamp = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"
+
+
+def row_to_stored(row: Sequence[Any]) -> StoredResource:
+    """A (rid, res_type, res_id, version_id, last_updated, deleted, content) row; content as bytes on both engines."""
+    content = row[6]
+    if content is not None and not isinstance(content, bytes):
+        content = bytes(content)
+    return StoredResource(
+        rid=int(row[0]),
+        res_type=row[1],
+        res_id=row[2],
+        version_id=int(row[3]),
+        last_updated=int(row[4]),
+        deleted=bool(row[5]),
+        content=content,
+    )

@@ -28,7 +28,7 @@ from esante.fhir.errors import conflict, precondition_failed
 from esante.fhir.hooks import HookEvent, HookRegistry, Pointcut
 from esante.fhir.index_rows import IndexRows
 from esante.fhir.indexing import extract_index_rows
-from esante.fhir.model import StoredResource, micros_to_instant
+from esante.fhir.model import StoredResource, micros_to_instant, row_to_stored
 
 _SELECT_COLUMNS = "rid, res_type, res_id, version_id, last_updated, deleted, content"
 
@@ -80,22 +80,6 @@ _INSERT_ARRAYS = {
     f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for _, t in cols)})"
     for kind, cols in _COLUMNS.items()
 }
-
-
-def row_to_stored(row: tuple[Any, ...]) -> StoredResource:
-    """A ``_SELECT_COLUMNS`` row as a StoredResource (content as bytes on both engines)."""
-    content = row[6]
-    if content is not None and not isinstance(content, bytes):
-        content = bytes(content)
-    return StoredResource(
-        rid=int(row[0]),
-        res_type=row[1],
-        res_id=row[2],
-        version_id=int(row[3]),
-        last_updated=int(row[4]),
-        deleted=bool(row[5]),
-        content=content,
-    )
 
 
 class _Clock:
@@ -172,11 +156,7 @@ class StoreSession:
         is a server id reserved in advance (transaction bundles resolve urn:uuid references to it).
         """
         res_type = resource["resourceType"]
-        hooks = self.store.hooks
-        if hooks.has(Pointcut.STORAGE_PRESTORAGE_CREATE, res_type):
-            await hooks.fire(
-                HookEvent(Pointcut.STORAGE_PRESTORAGE_CREATE, self, self.caller, res_type, resource=resource)
-            )
+        await self._fire(Pointcut.STORAGE_PRESTORAGE_CREATE, res_type, resource=resource)
         new_id = res_id or self.store.new_id()
         rid = await self._next_rid()
         by_client = res_id is not None and client_id
@@ -184,65 +164,34 @@ class StoreSession:
         if by_client:
             # client-chosen id: the unique index on current rows must see it now to detect races
             await self.flush()
-        if hooks.has(Pointcut.STORAGE_PRECOMMIT_CREATED, res_type):
-            await hooks.fire(HookEvent(Pointcut.STORAGE_PRECOMMIT_CREATED, self, self.caller, res_type, stored=stored))
+        await self._fire(Pointcut.STORAGE_PRECOMMIT_CREATED, res_type, stored=stored)
         return stored
 
     async def update(self, resource: dict[str, Any], current: StoredResource, *, method: str = "PUT") -> StoredResource:
         """Store a new version over ``current`` (which may be a tombstone: update revives it)."""
         res_type = current.res_type
-        hooks = self.store.hooks
-        if hooks.has(Pointcut.STORAGE_PRESTORAGE_UPDATE, res_type):
-            await hooks.fire(
-                HookEvent(
-                    Pointcut.STORAGE_PRESTORAGE_UPDATE,
-                    self,
-                    self.caller,
-                    res_type,
-                    resource=resource,
-                    previous=current,
-                )
-            )
+        await self._fire(Pointcut.STORAGE_PRESTORAGE_UPDATE, res_type, resource=resource, previous=current)
         await self._retire(current)
         stored = self._stage_version(current.rid, res_type, current.res_id, current.version_id + 1, resource, method)
-        if hooks.has(Pointcut.STORAGE_PRECOMMIT_UPDATED, res_type):
-            await hooks.fire(
-                HookEvent(
-                    Pointcut.STORAGE_PRECOMMIT_UPDATED,
-                    self,
-                    self.caller,
-                    res_type,
-                    stored=stored,
-                    previous=current,
-                )
-            )
+        await self._fire(Pointcut.STORAGE_PRECOMMIT_UPDATED, res_type, stored=stored, previous=current)
         return stored
 
     async def delete(self, current: StoredResource) -> StoredResource:
         """Write a deletion tombstone as the new current version (history keeps every earlier version)."""
         res_type = current.res_type
-        hooks = self.store.hooks
-        if hooks.has(Pointcut.STORAGE_PRESTORAGE_DELETE, res_type):
-            await hooks.fire(
-                HookEvent(Pointcut.STORAGE_PRESTORAGE_DELETE, self, self.caller, res_type, previous=current)
-            )
+        await self._fire(Pointcut.STORAGE_PRESTORAGE_DELETE, res_type, previous=current)
         await self._retire(current)
         stamp = self.store.clock.now()
         version = current.version_id + 1
         self._resource_rows.append((current.rid, res_type, current.res_id, version, stamp, True, True, "DELETE", None))
         stored = StoredResource(current.rid, res_type, current.res_id, version, stamp, True, None)
-        if hooks.has(Pointcut.STORAGE_PRECOMMIT_DELETED, res_type):
-            await hooks.fire(
-                HookEvent(
-                    Pointcut.STORAGE_PRECOMMIT_DELETED,
-                    self,
-                    self.caller,
-                    res_type,
-                    stored=stored,
-                    previous=current,
-                )
-            )
+        await self._fire(Pointcut.STORAGE_PRECOMMIT_DELETED, res_type, stored=stored, previous=current)
         return stored
+
+    async def _fire(self, pointcut: Pointcut, res_type: str, **values: Any) -> None:
+        """Run the hooks registered for ``pointcut`` and this type (nothing to build when there are none)."""
+        if self.store.hooks.has(pointcut, res_type):
+            await self.store.hooks.fire(HookEvent(pointcut, self, self.caller, res_type, **values))
 
     async def flush(self) -> None:
         """Write buffered rows: stale index rows out, then resources, then index rows.

@@ -14,14 +14,13 @@ stable while the data does not change and ``has_next`` needs no COUNT. The total
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from esante.db.engine import Connection
 from esante.fhir.definitions import Registry, get_registry
 from esante.fhir.errors import not_supported
-from esante.fhir.model import StoredResource
+from esante.fhir.model import StoredResource, row_to_stored
 from esante.fhir.search.compile import (
     RESOURCE_COLUMNS,
     AnyCond,
@@ -49,21 +48,6 @@ class SearchResult:
     count: int = 0
     has_next: bool = False
     link_params: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _stored(row: Sequence[Any]) -> StoredResource:
-    content = row[6]
-    if content is not None and not isinstance(content, bytes):
-        content = bytes(content)
-    return StoredResource(
-        rid=int(row[0]),
-        res_type=row[1],
-        res_id=row[2],
-        version_id=int(row[3]),
-        last_updated=int(row[4]),
-        deleted=bool(row[5]),
-        content=content,
-    )
 
 
 def compartment_cond(registry: Registry, res_types: tuple[str, ...], compartment: tuple[str, str]) -> Cond:
@@ -96,7 +80,7 @@ async def execute_search(
         sql, params = select_matches(request.res_types, conds, request.sort, limit, request.offset)
         rows = await conn.fetch(sql, params)
         result.has_next = len(rows) > request.count
-        result.matches = [_stored(r) for r in rows[: request.count]]
+        result.matches = [row_to_stored(r) for r in rows[: request.count]]
     page_shows_end = request.count > 0 and not result.has_next and (result.matches or request.offset == 0)
     if request.total_mode != "none":
         if page_shows_end:
@@ -153,7 +137,7 @@ async def _includes(conn: Connection, includes: list[Include], matches: list[Sto
             chunk = frontier[start : start + _CHUNK]
             rows = await conn.fetch(*_include_statement(active, chunk))
             for row in rows:
-                stored = _stored(row)
+                stored = row_to_stored(row)
                 if stored.rid not in seen:
                     seen.add(stored.rid)
                     found.append(stored)
