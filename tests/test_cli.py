@@ -74,3 +74,4 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
     assert base in output
     # the served app used the --db given on the command line, not the default under var/
     assert elsewhere.exists() and not (tmp_path / "var" / "esante.sqlite3").exists()
+    assert (tmp_path / "var" / "blobs").is_dir()

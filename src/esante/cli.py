@@ -41,6 +41,7 @@ def serve(
 
     settings = _settings(config, db, host=host, port=port)
     upgrade(settings.effective_database_url)
+    settings.effective_blob_dir.mkdir(parents=True, exist_ok=True)
     if demo:
         from esante.demo import load_demo
 
