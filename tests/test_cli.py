@@ -68,6 +68,8 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
                 time.sleep(0.1)
         assert httpx.get(f"{base}/Patient?_summary=count").json()["total"] == 20
         assert httpx.get(f"{base}/DocumentReference").json()["total"] == 1
+        # the README's example search finds demo patients
+        assert httpx.get(f"{base}/Patient?address-city=luxembourg&_sort=family&_count=5").json()["total"] == 4
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]

@@ -64,10 +64,12 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
                 "resourceType": "Patient",
                 "identifier": [{"system": "urn:oid:1.3.182.2.4.2", "value": f"{1000000000 + i}"}],
                 "active": True,
-                "name": [{"family": rng.choice(_FAMILIES), "given": [rng.choice(_GIVEN_F if female else _GIVEN_M)]}],
+                "name": [
+                    {"family": _FAMILIES[i % len(_FAMILIES)], "given": [rng.choice(_GIVEN_F if female else _GIVEN_M)]}
+                ],
                 "gender": "female" if female else "male",
                 "birthDate": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                "address": [{"city": rng.choice(_CITIES), "country": "LU"}],
+                "address": [{"city": _CITIES[i % len(_CITIES)], "country": "LU"}],
             },
             patient_url,
         )

@@ -28,9 +28,14 @@ def test_fhirclient_create_read_update_search_history_transaction(server_url: st
     read.update(server)
     assert fpatient.Patient.read(pid, server).gender == "other"
 
-    found = fpatient.Patient.where(struct={"family": "muller", "birthdate": "ge1990"}).perform_resources(server)
+    found = list(
+        fpatient.Patient.where(struct={"family": "muller", "birthdate": "ge1990"}).perform_resources_iter(server)
+    )
     assert [p.id for p in found] == [pid]
-    assert fpatient.Patient.where(struct={"family": "muller", "birthdate": "lt1990"}).perform_resources(server) == []
+    assert (
+        list(fpatient.Patient.where(struct={"family": "muller", "birthdate": "lt1990"}).perform_resources_iter(server))
+        == []
+    )
 
     history = fbundle.Bundle(server.request_json(f"Patient/{pid}/_history"))
     assert history.total == 2
@@ -65,7 +70,7 @@ def test_fhirclient_create_read_update_search_history_transaction(server_url: st
     assert response.type == "transaction-response" and len(response.entry) == 2
     observations = fobservation.Observation.where(
         struct={"code": "http://loinc.org|29463-7", "subject.family": "Thill"}
-    ).perform_resources(server)
+    ).perform_resources_iter(server)
     assert len(observations) == 1 and observations[0].valueQuantity.value == 72
     fpatient.Patient.read(pid, server).delete(server)
     try:
