@@ -23,6 +23,8 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     params = {p["name"]: p["type"] for p in patient["searchParam"]}
     assert params["family"] == "string" and params["birthdate"] == "date" and params["identifier"] == "token"
     assert params["general-practitioner"] == "reference" and "_lastUpdated" in params
+    assert not {"_text", "_content", "_query"} & set(params), "listed parameters must really be supported"
+    assert "near" not in {p["name"] for p in by_type["Location"]["searchParam"]}
     observation = {p["name"]: p["type"] for p in by_type["Observation"]["searchParam"]}
     assert observation["code-value-quantity"] == "composite"
     assert {"read", "vread", "patch", "history-instance", "create", "search-type"} <= {

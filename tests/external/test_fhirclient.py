@@ -68,9 +68,11 @@ def test_fhirclient_create_read_update_search_history_transaction(server_url: st
     }
     response = fbundle.Bundle(server.post_json("", tx).json())
     assert response.type == "transaction-response" and len(response.entry) == 2
-    observations = fobservation.Observation.where(
-        struct={"code": "http://loinc.org|29463-7", "subject.family": "Thill"}
-    ).perform_resources_iter(server)
+    observations = list(
+        fobservation.Observation.where(
+            struct={"code": "http://loinc.org|29463-7", "subject.family": "Thill"}
+        ).perform_resources_iter(server)
+    )
     assert len(observations) == 1 and observations[0].valueQuantity.value == 72
     fpatient.Patient.read(pid, server).delete(server)
     try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from esante import __version__
 from esante.fhir.context import RequestContext
+from esante.fhir.search.parse import UNSUPPORTED
 
 if TYPE_CHECKING:
     from esante.fhir.router import FhirRouter
@@ -108,8 +109,9 @@ def _static_entry_cached(
 def _static_entry(router: FhirRouter, name: str) -> dict[str, Any]:
     registry = router.service.registry
     params = registry.params(name)
+    # only what the search compiler really answers: no "special" types (Location near) and no _text/_content/_query
     searchable = tuple(
-        sorted((p.code, p.type, p.url) for p in params.values() if p.type != "special" or p.code.startswith("_"))
+        sorted((p.code, p.type, p.url) for p in params.values() if p.type != "special" and p.code not in UNSUPPORTED)
     )
     includes = tuple(sorted(f"{name}:{p.code}" for p in params.values() if p.type == "reference"))
     revincludes = tuple(

@@ -59,7 +59,7 @@ class FhirRouter:
         if method in _READ_METHODS or (method == "POST" and parts and parts[-1] == "_search"):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))
-            async with self.store.database.read() as conn:
+            async with self.store.database.read(search=_is_search(parts)) as conn:
                 session = self.store.session(conn, ctx.caller)
                 return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, request)
         body: Any = None
@@ -188,6 +188,14 @@ class FhirRouter:
             raise error(405, "not-supported", f"operations are invoked with GET or POST, not {method}")
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
         return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+
+
+def _is_search(parts: list[str]) -> bool:
+    """Whether a GET/POST-_search path is a search (planned per execution), not a read by id or history."""
+    n = len(parts)
+    if n == 0 or parts[-1] == "_search" or (n == 1 and not parts[0].startswith(("$", "_"))):
+        return True
+    return n == 3 and parts[2] != "_history" and not parts[2].startswith("$")
 
 
 def _patch_format(headers: dict[str, str], body: Any) -> tuple[str, Any]:

@@ -351,6 +351,7 @@ class FhirService:
         strict_ctx = RequestContext(ctx.caller, ctx.base_url, ctx.prefer_return, True)
         request = self.parse(strict_ctx, res_type, [*query, ("_count", str(limit)), ("_total", "none")])
         await session.flush()
+        await session.plan_searches_per_execution()
         result = await execute_search(session.conn, request)
         action = Action("search-type", res_type)
         return [m for m in result.matches if await self.policy.can_see(ctx.caller, action, m)]
@@ -370,6 +371,7 @@ class FhirService:
         await self.policy.authorize(ctx.caller, action)
         request = self.parse(ctx, res_type, query)
         await session.flush()
+        await session.plan_searches_per_execution()
         result = await execute_search(session.conn, request, compartment=compartment)
         path = f"{ctx.base_url}/{res_type}" if res_type else ctx.base_url
         if compartment is not None:

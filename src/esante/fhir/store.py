@@ -133,6 +133,12 @@ class StoreSession:
         )
         return value is not None
 
+    async def plan_searches_per_execution(self) -> None:
+        """Before a search on a connection that caches generic plans: custom plans until the transaction ends."""
+        if not self.conn.custom_plans:
+            await self.conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            self.conn.custom_plans = True
+
     async def lock_condition(self, res_type: str, criteria: str) -> None:
         """Serialise conditional writes with the same criteria until this transaction ends.
 

@@ -5,7 +5,7 @@ matched resource ``r`` in the main statement, the joined target ``t`` of a chain
 ``_has``).
 Index conditions always take the shape::
 
-    o.rid IN (SELECT x.rid FROM idx_<kind> x WHERE x.res_type = ? AND x.param = ? AND (<value predicates>))
+    o.rid IN (SELECT x.rid FROM idx_<kind> x WHERE x.res_type = 'T' AND x.param = 'p' AND (<value predicates>))
 
 which matches the ``ix_idx_<kind>_value (res_type, param, value..., rid)`` indexes: PostgreSQL and SQLite
 answer it with an index(-only) range scan feeding a semi-join on ``resource``
@@ -37,6 +37,7 @@ the two bounds make a closed index range and LIKE keeps the exact prefix semanti
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,10 +176,25 @@ class SortKey:
     params: tuple[str, ...] = ()  # param codes (several for component-less names are never used)
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_\-$:.]{1,100}$")
+
+
+def lit(name: str) -> str:
+    """A resource type or search-parameter code as an SQL literal.
+
+    These come from the registry, never from user text, and are checked against a strict pattern. Writing them
+    as literals (user values stay bound parameters) lets PostgreSQL's cached generic plan see which index
+    range a predicate reads, so statements can be planned once instead of on every execution.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"not a registry name: {name!r}")
+    return f"'{name}'"
+
+
 def _type_filter(alias: str, res_types: tuple[str, ...]) -> tuple[str, list[Any]]:
     if len(res_types) == 1:
-        return f"{alias}.res_type = ?", [res_types[0]]
-    return f"{alias}.res_type IN ({', '.join('?' * len(res_types))})", list(res_types)
+        return f"{alias}.res_type = {lit(res_types[0])}", []
+    return f"{alias}.res_type IN ({', '.join(lit(t) for t in res_types)})", []
 
 
 @dataclass
@@ -214,16 +230,16 @@ class Renderer:
             op = "NOT IN" if cond.negate else "IN"
             sql = (
                 f"{o}.rid {op} (SELECT {x}.rid FROM {INDEX_TABLES[cond.kind]} {x} "
-                f"WHERE {tf} AND {x}.param = ? AND ({pred_sql}))"
+                f"WHERE {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql}))"
             )
-            return sql, [*params, cond.param, *pred_params]
+            return sql, [*params, *pred_params]
         if isinstance(cond, MissingCond):
             x = self.alias("x")
             tf, params = _type_filter(x, cond.res_types)
             op = "NOT IN" if cond.missing else "IN"
             table = INDEX_TABLES[cond.kind]
-            sql = f"{o}.rid {op} (SELECT {x}.rid FROM {table} {x} WHERE {tf} AND {x}.param = ?)"
-            return sql, [*params, cond.param]
+            sql = f"{o}.rid {op} (SELECT {x}.rid FROM {table} {x} WHERE {tf} AND {x}.param = {lit(cond.param)})"
+            return sql, params
         if isinstance(cond, CompositeCond):
             alternatives: list[str] = []
             params = []
@@ -239,19 +255,18 @@ class Renderer:
                     if i:
                         joins.append(
                             f" JOIN {INDEX_TABLES[kind]} {alias} ON {alias}.rid = {first}.rid"
-                            f" AND {alias}.grp = {first}.grp AND {alias}.param = ?"
+                            f" AND {alias}.grp = {first}.grp AND {alias}.param = {lit(f'{cond.param}${i}')}"
                         )
-                        join_params.append(f"{cond.param}${i}")
                     text, ps = pred.render(alias)
                     wheres.append(f"({text})")
                     where_params += ps
                 table = INDEX_TABLES[cond.kinds[0]]
                 sql = (
                     f"{o}.rid IN (SELECT {first}.rid FROM {table} {first}{''.join(joins)}"
-                    f" WHERE {tf} AND {first}.param = ? AND {' AND '.join(wheres)})"
+                    f" WHERE {tf} AND {first}.param = {lit(f'{cond.param}$0')} AND {' AND '.join(wheres)})"
                 )
                 alternatives.append(sql)
-                params += [*join_params, *tparams, f"{cond.param}$0", *where_params]
+                params += [*join_params, *tparams, *where_params]
             if not alternatives:
                 return "1 = 0", []
             return " OR ".join(f"({a})" for a in alternatives), params
@@ -260,14 +275,14 @@ class Renderer:
             t = self.alias("t")
             tf, params = _type_filter(x, cond.res_types)
             inner_sql, inner_params = self.render(cond.inner, t)
-            targets = ", ".join("?" * len(cond.target_types))
+            targets = ", ".join(lit(t) for t in cond.target_types)
             sql = (
                 f"{o}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resource {t}"
                 f" ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id"
                 f" AND {t}.is_current AND NOT {t}.deleted"
-                f" WHERE {tf} AND {x}.param = ? AND {x}.target_type IN ({targets}) AND ({inner_sql}))"
+                f" WHERE {tf} AND {x}.param = {lit(cond.param)} AND {x}.target_type IN ({targets}) AND ({inner_sql}))"
             )
-            return sql, [*params, cond.param, *cond.target_types, *inner_params]
+            return sql, [*params, *inner_params]
         if isinstance(cond, HasCond):
             x = self.alias("x")
             s = self.alias("s")
@@ -275,9 +290,9 @@ class Renderer:
             sql = (
                 f"({o}.res_type, {o}.res_id) IN (SELECT {x}.target_type, {x}.target_id FROM idx_reference {x}"
                 f" JOIN resource {s} ON {s}.rid = {x}.rid AND {s}.is_current AND NOT {s}.deleted"
-                f" WHERE {x}.res_type = ? AND {x}.param = ? AND ({inner_sql}))"
+                f" WHERE {x}.res_type = {lit(cond.src_type)} AND {x}.param = {lit(cond.param)} AND ({inner_sql}))"
             )
-            return sql, [cond.src_type, cond.param, *inner_params]
+            return sql, inner_params
         raise TypeError(f"unknown condition {cond!r}")  # pragma: no cover
 
 

@@ -29,6 +29,7 @@ from esante.fhir.search.compile import (
     IndexCond,
     Pred,
     count_matches,
+    lit,
     select_matches,
     where_clause,
 )
@@ -113,14 +114,11 @@ def _include_pred(inc: Include) -> tuple[str, list[Any]]:
     texts: list[str] = []
     params: list[Any] = []
     if inc.source_type is not None:
-        texts.append("x.res_type = ?")
-        params.append(inc.source_type)
+        texts.append(f"x.res_type = {lit(inc.source_type)}")
     if inc.param is not None:
-        texts.append("x.param = ?")
-        params.append(inc.param)
+        texts.append(f"x.param = {lit(inc.param)}")
     if inc.target_type is not None:
-        texts.append("x.target_type = ?")
-        params.append(inc.target_type)
+        texts.append(f"x.target_type = {lit(inc.target_type)}")
     return (" AND ".join(texts) or "1 = 1"), params
 
 
