@@ -516,7 +516,7 @@ def extract_with(resource: dict[str, Any], registry: Registry, compiler: Compile
             nodes = expr.evaluate(focus, root)
         except Exception as exc:  # fhirpathpy fallbacks may raise on odd data
             _stats["expression_error"] += 1
-            log.debug("index %s.%s: expression failed: %s", rtype, code, exc)
+            log.debug("index %s.%s: expression failed (%s)", rtype, code, type(exc).__name__)
             continue
         if not comps:
             adder = _ADDERS[ptype]
@@ -529,7 +529,7 @@ def extract_with(resource: dict[str, Any], registry: Registry, compiler: Compile
                     parts = cexpr.evaluate([base], root)
                 except Exception as exc:
                     _stats["expression_error"] += 1
-                    log.debug("index %s.%s$%d: expression failed: %s", rtype, code, i, exc)
+                    log.debug("index %s.%s$%d: expression failed (%s)", rtype, code, i, type(exc).__name__)
                     continue
                 adder = _ADDERS[ctype]
                 param = f"{code}${i}"
@@ -544,4 +544,4 @@ def _add(adder: Any, rows: _Rows, param: str, grp: int, node: Node, rtype: str) 
     except (_Skip, ValueError, TypeError, AttributeError, KeyError) as exc:
         _stats[f"skipped:{param}"] += 1
         _stats["skipped"] += 1
-        log.debug("index %s.%s: value skipped (%s)", rtype, param, exc)
+        log.debug("index %s.%s: value skipped (%s)", rtype, param, type(exc).__name__)  # never the value
