@@ -185,3 +185,52 @@ async def test_every_mhd_example_bundle_is_accepted_as_a_transaction(client: htt
             assert answer["response"]["status"].startswith(expected[item["request"]["method"]]), path.name
         accepted += 1
     assert accepted >= 8
+
+
+async def test_conditional_put_fullurl_and_dangling_urns(client: httpx.AsyncClient) -> None:
+    ident = {"system": "urn:oid:1.3.182.2.4.2", "value": "7770001112"}
+    urn = "urn:uuid:55555555-5555-4555-8555-555555555555"
+
+    def tx() -> dict:
+        return bundle(
+            "transaction",
+            entry(
+                "PUT", "Patient?identifier=urn:oid:1.3.182.2.4.2|7770001112", patient(identifier=[ident]), full_url=urn
+            ),
+            entry(
+                "POST",
+                "Observation",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": urn},
+                },
+            ),
+        )
+
+    first = (await client.post("/fhir", json=tx(), headers=FHIR_JSON)).json()
+    created_id = first["entry"][0]["resource"]["id"]
+    assert first["entry"][1]["resource"]["subject"]["reference"] == f"Patient/{created_id}"
+    second = (await client.post("/fhir", json=tx(), headers=FHIR_JSON)).json()
+    assert second["entry"][0]["resource"]["id"] == created_id  # matched, updated, not duplicated
+    assert second["entry"][1]["resource"]["subject"]["reference"] == f"Patient/{created_id}"
+    assert (await client.get("/fhir/Patient?identifier=urn:oid:1.3.182.2.4.2|7770001112")).json()["total"] == 1
+
+    before = await count(client)
+    dangling = bundle(
+        "transaction",
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "y"},
+                "subject": {"reference": "urn:uuid:66666666-6666-4666-8666-666666666666"},
+            },
+        ),
+    )
+    body = outcome(await client.post("/fhir", json=dangling, headers=FHIR_JSON), 400)
+    assert "fullUrl of no entry" in body["issue"][0]["diagnostics"]
+    assert await count(client) == before

@@ -114,6 +114,24 @@ def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
     return value
 
 
+def _dangling_urns(value: Any) -> str | None:
+    """A ``urn:uuid:``/``urn:oid:`` Reference.reference left after resolution (it points outside the Bundle)."""
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and ref.startswith(("urn:uuid:", "urn:oid:")):
+            return ref
+        for item in value.values():
+            found = _dangling_urns(item)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _dangling_urns(item)
+            if found:
+                return found
+    return None
+
+
 def _collect_conditional_refs(value: Any, found: set[str]) -> None:
     if isinstance(value, dict):
         ref = value.get("reference")
@@ -182,6 +200,13 @@ class BundleProcessor:
                 for entry in entries:
                     if entry.resource is not None:
                         entry.resource = _rewrite(entry.resource, mapping)
+            for entry in entries:
+                dangling = _dangling_urns(entry.resource)
+                if dangling:
+                    raise bad_request(
+                        f"Bundle.entry[{entry.index}] refers to {dangling}, which is the fullUrl of no entry",
+                        expression=f"Bundle.entry[{entry.index}].resource",
+                    )
             for entry in order:
                 if entry.index in results:
                     continue
@@ -223,11 +248,28 @@ class BundleProcessor:
             if entry.full_url:
                 mapping[entry.full_url] = f"{res_type}/{new_id}"
         for entry in entries:
-            if entry.method == "PUT" and entry.full_url and entry.full_url.startswith("urn:") and "?" not in entry.path:
+            if entry.method != "PUT" or not entry.full_url or not entry.full_url.startswith("urn:"):
+                continue
+            if "/" in entry.path:
                 mapping[entry.full_url] = entry.path
+            elif entry.query:  # conditional update: the match, or the id the created resource will get
+                mapping[entry.full_url] = await self._guard(entry, self._conditional_target(session, ctx, entry))
         for result in results.values():
             result.pop("_stored", None)
         return mapping, assigned
+
+    async def _conditional_target(self, session: StoreSession, ctx: RequestContext, entry: _Entry) -> str:
+        """Type/id a conditional PUT will write: its single match, else a new id given to the resource now."""
+        res_type = entry.path
+        matches = await self.service.find(session, ctx, res_type, entry.query, limit=2)
+        if len(matches) > 1:
+            raise precondition_failed(f"the conditional update criteria match more than one {res_type}")
+        if matches:
+            return f"{res_type}/{matches[0].res_id}"
+        assert entry.resource is not None
+        if not isinstance(entry.resource.get("id"), str):
+            entry.resource = {**entry.resource, "id": self.store.new_id()}
+        return f"{res_type}/{entry.resource['id']}"
 
     async def _existing(
         self, session: StoreSession, ctx: RequestContext, res_type: str, criteria: str
