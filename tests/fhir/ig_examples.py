@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from esante.fhir.definitions import get_registry
+from tests.conftest import SHARED
 
-SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
 IG_EXAMPLES = SHARED / "data" / "ig-examples"
 
 

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from esante.fhir.errors import FhirError
 from esante.fhir.patch import apply_fhirpath_patch, apply_json_patch
+from tests.conftest import shared_data
 
 try:  # tests/fhir as a package (tests/fhir/__init__.py) or as a rootdir-relative folder on sys.path
     from .fhir_xml import parse_resource
 except ImportError:
     from fhir_xml import parse_resource  # type: ignore[no-redef]
-
-SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
-
-
-def shared_data(*parts: str) -> Path:
-    """A file under ../shared/data; fails loudly (never skips) when it is missing."""
-    path = SHARED.joinpath("data", *parts)
-    if not path.exists():
-        raise FileNotFoundError(f"shared test data missing: {path} (clone ../shared beside the repo)")
-    return path
 
 
 JSON_CASES_FILE = shared_data("fhir-test-cases", "json-patch-tests.json")

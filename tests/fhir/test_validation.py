@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +11,7 @@ import pytest
 from esante.fhir import validation
 from esante.fhir.errors import FhirError
 from esante.fhir.validation import validate_resource
-
-SHARED = Path(os.environ.get("ESANTE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
-
-
-def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data; fails loudly (never skips) when it is missing."""
-    path = SHARED.joinpath("data", *parts)
-    if not path.exists():
-        raise FileNotFoundError(f"shared test data missing: {path} (clone ../shared beside the repo)")
-    return path
+from tests.conftest import shared_data
 
 
 def _mhd_resources() -> list[Any]:
