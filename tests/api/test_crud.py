@@ -29,12 +29,14 @@ async def test_create_read_vread_update_delete(client: httpx.AsyncClient) -> Non
     assert read.status_code == 200
     assert read.json() == body
     assert read.headers["ETag"] == 'W/"1"'
+    assert read.headers["Content-Location"].endswith(f"/fhir/Patient/{pid}/_history/1")
 
     body["gender"] = "female"
     updated = await client.put(f"/fhir/Patient/{pid}", json=body, headers=FHIR_JSON)
     assert updated.status_code == 200, updated.text
     assert updated.json()["meta"]["versionId"] == "2"
     assert updated.headers["ETag"] == 'W/"2"'
+    assert updated.headers["Content-Location"].endswith(f"/fhir/Patient/{pid}/_history/2")
 
     v1 = await client.get(f"/fhir/Patient/{pid}/_history/1")
     assert v1.status_code == 200 and "gender" not in v1.json()

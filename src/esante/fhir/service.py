@@ -60,6 +60,7 @@ class FhirService:
             "ETag": stored.etag,
             "Last-Modified": _http_date(stored.last_updated),
             "Location": self.location(ctx, stored),
+            "Content-Location": self.location(ctx, stored),
         }
         if ctx.prefer_return == "minimal":
             return Outcome(status, None, headers, stored)
@@ -114,7 +115,7 @@ class FhirService:
         await self._visible(ctx, action, stored)
         if stored.deleted:
             raise _deleted(stored)
-        return self.read_outcome(stored)
+        return self.read_outcome(stored, content_location=self.location(ctx, stored))
 
     async def vread(
         self, session: StoreSession, ctx: RequestContext, res_type: str, res_id: str, version: str
@@ -130,7 +131,7 @@ class FhirService:
         await self._visible(ctx, action, stored)
         if stored.deleted:
             raise _deleted(stored)
-        return self.read_outcome(stored)
+        return self.read_outcome(stored, content_location=self.location(ctx, stored))
 
     # ------------------------------------------------------------------ create
     async def create(
