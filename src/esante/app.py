@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +29,8 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.security.jwks import CACHE_CONTROL, jwks_document
+from esante.security.keys import KeyRing
 from esante.security.policy import AllowAllPolicy, Policy
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -44,6 +47,7 @@ class Platform:
     router: FhirRouter
     hooks: HookRegistry
     operations: OperationRegistry
+    keyring: KeyRing  # the authorization server's signing keys (lazy: files are created on first use)
 
 
 def build_platform(settings: Settings, policy: Policy | None = None) -> Platform:
@@ -56,7 +60,8 @@ def build_platform(settings: Settings, policy: Policy | None = None) -> Platform
     operations = OperationRegistry()
     operations.register(VALIDATE)
     router = FhirRouter(store, service, operations, settings.max_bundle_entries)
-    return Platform(settings, database, store, service, router, hooks, operations)
+    keyring = KeyRing.from_settings(settings)
+    return Platform(settings, database, store, service, router, hooks, operations, keyring)
 
 
 def warm_up() -> None:
@@ -104,9 +109,14 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     async def fhir(request: Request) -> Response:
         return await endpoint(request)
 
+    async def jwks(request: Request) -> Response:
+        body = await run_in_threadpool(jwks_document, platform.keyring)  # may read (or first create) key files
+        return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": CACHE_CONTROL})
+
     app = Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             Route("/fhir", fhir, methods=_METHODS),
             Route("/fhir/{path:path}", fhir, methods=_METHODS),
         ],

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from esante.config import Settings, load_settings
 
+if TYPE_CHECKING:
+    from esante.security.keys import KeyRing
+
 app = typer.Typer(help="eSanté national eHealth platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="The authorization server's signing keys (under <var_dir>/keys).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -42,6 +47,7 @@ def serve(
     settings = _settings(config, db, host=host, port=port)
     upgrade(settings.effective_database_url)
     settings.effective_blob_dir.mkdir(parents=True, exist_ok=True)
+    _keyring(settings)  # the first signing key exists before workers start (and a bad key setting fails here)
     if demo:
         from esante.demo import load_demo
 
@@ -99,6 +105,85 @@ def show_config(db: DbOption = None, config: ConfigOption = None) -> None:
         console.print(f"{key} = {_safe(settings) if key == 'database_url' else value}")
     console.print(f"effective database = {_safe(settings)}")
     console.print(f"effective blob dir = {settings.effective_blob_dir}")
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    from esante.security.keys import KeyConfigError, KeyRing
+
+    try:
+        return KeyRing.load_or_create(settings)
+    except KeyConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None) -> None:
+    """List the signing keys: kid, algorithm, state, creation and (retired keys) expiry of publication."""
+    from datetime import UTC, datetime
+
+    settings = _settings(config)
+    ring = _keyring(settings)
+    signing = ring.signing_key().kid
+
+    def when(epoch: int | None) -> str:
+        return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    typer.echo("kid\talg\tstate\tcreated\tpublished_until")
+    for key in ring.all_keys():
+        state = "signing" if key.kid == signing else key.state if ring.is_published(key) else "expired"
+        typer.echo(f"{key.kid}\t{key.alg}\t{state}\t{when(key.created_at)}\t{when(key.expires_at(ring.grace_period))}")
+    typer.echo(f"# folder: {settings.key_dir}", err=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    config: ConfigOption = None,
+    alg: Annotated[str | None, typer.Option("--alg", help="ES256 or RS256 (default: signing_alg).")] = None,
+) -> None:
+    """Create a new signing key; the previous ones are retired and stay published for key_grace_period seconds."""
+    from esante.security.keys import ALGORITHMS
+
+    settings = _settings(config)
+    if alg is not None and alg not in ALGORITHMS:
+        typer.echo(f"error: --alg must be one of {', '.join(ALGORITHMS)}", err=True)
+        raise typer.Exit(2)
+    ring = _keyring(settings)
+    key = ring.rotate(alg)
+    typer.echo(key.kid)
+    typer.echo(f"new signing key {key.kid} ({key.alg}); previous keys retired for {ring.grace_period} s", err=True)
+
+
+@app.command("token")
+def token(
+    as_: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="patient:<Patient id> | professional:<eHealthID> | system:<client id> | staff:<user>",
+        ),
+    ],
+    scope: Annotated[str | None, typer.Option("--scope", help="Space-separated scopes (default per role).")] = None,
+    ttl: Annotated[int | None, typer.Option("--ttl", help="Lifetime in seconds (default token_ttl).")] = None,
+    aud: Annotated[str | None, typer.Option("--aud", help="Audience (default: the FHIR base URL).")] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="IUA purpose_of_use code (v3 ActReason, default per role).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Mint a signed access token with the server's key and print it (for tests and scripted integrations)."""
+    from esante.security.scopes import ScopeError
+    from esante.security.tokens import mint_for, principal
+
+    settings = _settings(config)
+    try:
+        who = principal(as_)
+        ring = _keyring(settings)
+        value = mint_for(settings, ring, who, scope=scope, ttl=ttl, audience=aud, purpose_of_use=purpose)
+    except (ValueError, ScopeError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(value)
 
 
 def _safe(settings: Settings) -> str:

@@ -33,6 +33,11 @@ class Settings:
     db_pool_size: int = 10
     log_level: str = "info"
     warm_up: bool = True  # build definitions, index plans and validation models before serving
+    signing_alg: str = "ES256"  # algorithm of new signing keys: ES256 (P-256) or RS256 (RSA 3072)
+    token_issuer: str = ""  # `iss` of access tokens; empty → base_url without /fhir, else http://host:port
+    token_ttl: int = 3600  # default access token lifetime, seconds
+    token_max_ttl: int = 86400  # longest lifetime any token may be minted with, seconds
+    key_grace_period: int = 172800  # a retired key stays published this long (≥ token_max_ttl), seconds
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,6 +49,26 @@ class Settings:
     @property
     def effective_blob_dir(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else self.var_dir / "blobs"
+
+    @property
+    def key_dir(self) -> Path:
+        """The server's signing keys (PEM files, mode 0600): never inside the repository."""
+        return self.var_dir / "keys"
+
+    @property
+    def effective_audience(self) -> str:
+        """The FHIR base URL access tokens are minted for (``aud``)."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}/fhir"
+
+    @property
+    def effective_issuer(self) -> str:
+        """The authorization server's identifier (``iss``)."""
+        if self.token_issuer:
+            return self.token_issuer.rstrip("/")
+        audience = self.effective_audience
+        return audience[: -len("/fhir")] if audience.endswith("/fhir") else audience
 
 
 def _coerce(name: str, raw: Any) -> Any:
