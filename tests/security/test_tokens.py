@@ -330,6 +330,8 @@ def test_missing_required_claims_are_refused(ring: KeyRing, missing: str) -> Non
     [
         {"exp": "tomorrow"},
         {"exp": True},
+        {"exp": float("inf")},
+        {"nbf": float("nan")},
         {"iat": None, "nbf": None} | {"iat": [1]},
         {"sub": ""},
         {"aud": []},

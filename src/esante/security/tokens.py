@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 import uuid
@@ -337,7 +338,7 @@ def _header(token: str) -> dict[str, Any]:
 
 def _number(claims: Mapping[str, Any], name: str) -> int:
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise TokenError(Reason.INVALID_CLAIM, f"{name} must be a NumericDate")
     return int(value)
 
