@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
+from esante.config import Settings
 from esante.security.keys import ACTIVE, RETIRED, KeyConfigError, KeyRing, check_token_settings
 from esante.security.tokens import Reason, TokenError, mint_for, principal, verify
 from tests.security.helpers import FakeClock, ring_in, settings_in
@@ -35,6 +36,12 @@ def test_first_use_creates_one_es256_key_with_private_files(tmp_path: Path) -> N
         f"{key.kid}.json",
         f"{key.kid}.pem",
     ]
+
+
+def test_default_key_folder_is_under_var_which_git_ignores() -> None:
+    assert Settings().key_dir == Path("var") / "keys"
+    ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().split()
+    assert "var/" in ignored
 
 
 def test_keys_persist_across_loads(tmp_path: Path) -> None:

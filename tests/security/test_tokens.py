@@ -181,8 +181,24 @@ def test_system_principal_has_its_client_id_and_no_person(tmp_path: Path) -> Non
     ring = KeyRing.load_or_create(settings)
     token = mint_for(settings, ring, principal("system:lab-feed"), scope="system/Observation.c")
     claims = verify(ring, token, audience=settings.effective_audience, issuer=settings.effective_issuer)
-    assert claims.client_id == "lab-feed" and claims.subject == "system:lab-feed" and claims.iua is None
-    assert claims.to_caller().kind == "anonymous"  # no IUA role: the policy decides from client_id and scopes
+    assert claims.client_id == "lab-feed" and claims.subject == "system:lab-feed"
+    assert claims.iua == IuaClaims(subject_role=Coding(ROLE_SYSTEM, "system"))  # no person, no purpose
+    caller = claims.to_caller()
+    assert caller.kind == "system" and caller.purpose_of_use is None and "person_id" not in caller.attributes
+    with_purpose = mint_for(settings, ring, principal("system:lab-feed"), purpose_of_use="HOPERAT")
+    assert (
+        verify(ring, with_purpose, audience=settings.effective_audience, issuer=settings.effective_issuer)
+        .to_caller()
+        .purpose_of_use
+        == "HOPERAT"
+    )
+
+
+def test_a_token_without_our_role_is_anonymous_to_the_policy(ring: KeyRing) -> None:
+    foreign_role = IuaClaims(subject_role=Coding("urn:oid:2.16.756.5.30.1.127.3.10.6", "HCP"))
+    for iua in (None, foreign_role):
+        claims = verify(ring, minted(ring, iua=iua), audience=AUD, issuer=ISS, now=T0)
+        assert claims.role is None and claims.to_caller().kind == "anonymous"
 
 
 @pytest.mark.parametrize("text", ["patient", "patient:", "doctor:x", "patient:a b", "patient:" + "x" * 65, "staff: "])

@@ -177,7 +177,7 @@ class TokenClaims:
         return None
 
     def to_caller(self) -> Caller:
-        """The policy seam's view of this token (kind from the IUA role; subject = ``sub``)."""
+        """The policy seam's view of this token (kind from the IUA role, else anonymous; subject = ``sub``)."""
         iua = self.iua or IuaClaims()
         attributes: dict[str, Any] = {"client_id": self.client_id, "jti": self.jwt_id, "exp": self.expires_at}
         for name in ("person_id", "national_provider_identifier", "subject_organization", "subject_organization_id"):
@@ -274,12 +274,14 @@ def principal(text: str) -> Principal:
 
 def claims_for(who: Principal, purpose_of_use: str | None = None) -> tuple[str, IuaClaims | None]:
     """The client_id and IUA claims of a CLI token (mapping documented in docs/security.md)."""
+    role = Coding(ROLE_SYSTEM, who.kind)
+    purpose = purpose_of_use or DEFAULT_PURPOSE.get(who.kind)
+    purposes = (Coding(PURPOSE_SYSTEM, purpose),) if purpose else ()
     if who.kind == "system":
-        return who.value, None
-    purpose = purpose_of_use or DEFAULT_PURPOSE[who.kind]
+        return who.value, IuaClaims(subject_role=role, purpose_of_use=purposes)
     iua = IuaClaims(
-        subject_role=Coding(ROLE_SYSTEM, who.kind),
-        purpose_of_use=(Coding(PURPOSE_SYSTEM, purpose),),
+        subject_role=role,
+        purpose_of_use=purposes,
         person_id=who.value if who.kind == "patient" else None,
         national_provider_identifier=who.value if who.kind == "professional" else None,
         subject_name=who.value if who.kind == "staff" else None,
