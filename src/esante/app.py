@@ -28,6 +28,7 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.security.audit_trail import Auditor
 from esante.security.policy import AllowAllPolicy, Policy
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -44,6 +45,7 @@ class Platform:
     router: FhirRouter
     hooks: HookRegistry
     operations: OperationRegistry
+    auditor: Auditor | None = None
 
 
 def build_platform(settings: Settings, policy: Policy | None = None) -> Platform:
@@ -55,8 +57,9 @@ def build_platform(settings: Settings, policy: Policy | None = None) -> Platform
     )
     operations = OperationRegistry()
     operations.register(VALIDATE)
-    router = FhirRouter(store, service, operations, settings.max_bundle_entries)
-    return Platform(settings, database, store, service, router, hooks, operations)
+    auditor = Auditor(store, get_registry()) if settings.audit_enabled else None
+    router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor)
+    return Platform(settings, database, store, service, router, hooks, operations, auditor)
 
 
 def warm_up() -> None:

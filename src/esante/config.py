@@ -33,6 +33,7 @@ class Settings:
     db_pool_size: int = 10
     log_level: str = "info"
     warm_up: bool = True  # build definitions, index plans and validation models before serving
+    audit_enabled: bool = True  # record a BALP AuditEvent for every REST interaction (hash-chained)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -313,7 +313,7 @@ class FhirService:
             return Outcome(204, None, {})
         await self.policy.check_write(ctx.caller, action, None, current)
         stored = await session.delete(current)
-        return Outcome(204, None, {"ETag": stored.etag}, stored)
+        return Outcome(204, None, {"ETag": stored.etag}, stored, touched=[current])
 
     async def conditional_delete(
         self, session: StoreSession, ctx: RequestContext, res_type: str, query: Query
@@ -390,10 +390,12 @@ class FhirService:
         if result.offset > 0:
             links.append(link("previous", max(0, result.offset - result.count)))
         entries: list[dict[str, Any]] = []
+        touched: list[StoredResource] = []
         for stored, mode in [(m, "match") for m in result.matches] + [(i, "include") for i in result.included]:
             if not await self.policy.can_see(ctx.caller, action, stored):
                 continue
             assert stored.content is not None
+            touched.append(stored)
             content: Any = raw(stored.content)
             if request.summary not in (None, "false") or request.elements:
                 content = apply_summary(orjson.loads(stored.content), request, self.registry)
@@ -410,7 +412,7 @@ class FhirService:
         bundle["link"] = links
         if request.summary != "count":
             bundle["entry"] = entries
-        return Outcome(200, bundle, {})
+        return Outcome(200, bundle, {}, touched=touched)
 
 
 _CONDITIONAL_ALLOWED = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_has"})
