@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from esante.security.audit_trail import Auditor
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
-_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_APPEND_ONLY = frozenset({"AuditEvent"})  # written by the audit trail alone, never through the API
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 
 
@@ -150,8 +148,6 @@ class FhirRouter:
         if method == "HEAD":
             method = "GET"
         n = len(parts)
-        if method in _WRITE_METHODS and n and parts[0] in _APPEND_ONLY and parts[-1] != "_search":
-            raise error(405, "not-supported", f"{parts[0]} is append-only: the server alone writes it")
         if method == "GET" or (method == "POST" and n and parts[-1] == "_search"):
             if n == 0 or parts == ["_search"]:
                 return await service.search(session, ctx, None, query)
