@@ -16,6 +16,7 @@ interaction, in its own short transaction so that a failed write's rollback keep
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -65,17 +66,29 @@ class AuditTrail:
 
     async def append(self, session: StoreSession, event: dict[str, Any]) -> StoredResource:
         """Store ``event`` and link it to the chain, inside ``session``'s transaction (flushes it)."""
+        return (await self.append_many(session, [event]))[0]
+
+    async def append_many(self, session: StoreSession, events: Sequence[dict[str, Any]]) -> list[StoredResource]:
+        """Store ``events`` and link them, in order, to the chain inside ``session``'s transaction.
+
+        The chain's tail is read under the append lock (PostgreSQL: advisory transaction lock on a fixed key;
+        SQLite: write transactions are serial), so concurrent appenders queue up and never fork the chain.
+        """
         conn = session.conn
         if conn.dialect.is_postgres:
             await conn.fetchval("SELECT pg_advisory_xact_lock(?)", (_CHAIN_LOCK_KEY,))
-        stored = await session.create(event, client_id=False)
+        stored = [await session.create(event, client_id=False) for event in events]
         await session.flush()
-        assert stored.content is not None
         prev = await conn.fetchval("SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
         prev_hash = str(prev) if prev is not None else GENESIS
-        await conn.execute(
-            "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) VALUES (?, ?, ?, ?, ?)",
-            (stored.rid, stored.res_id, stored.last_updated, chain_hash(prev_hash, stored.content), prev_hash),
+        rows: list[tuple[Any, ...]] = []
+        for item in stored:
+            assert item.content is not None
+            hash_ = chain_hash(prev_hash, item.content)
+            rows.append((item.rid, item.res_id, item.last_updated, hash_, prev_hash))
+            prev_hash = hash_
+        await conn.executemany(
+            "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) VALUES (?, ?, ?, ?, ?)", rows
         )
         return stored
 
@@ -137,6 +150,8 @@ class Auditor:
         self.store = store
         self.registry = registry
         self.trail = trail or AuditTrail()
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]] = []
+        self._draining = False
 
     def record_of(
         self,
@@ -201,10 +216,45 @@ class Auditor:
         return touched
 
     async def record(self, record: AuditRecord) -> list[StoredResource]:
-        """Append the record's AuditEvents in one short transaction of their own."""
+        """Append the record's AuditEvents; returns once they are committed.
+
+        Group commit: requests arriving while an append transaction runs are queued and written together by
+        the next one (one lock, one tail read, one flush for the whole group), so concurrent requests do not
+        each wait for their own turn on the chain's lock. Every caller still returns only after its own events
+        are durable.
+        """
         events = build_events(record)
-        async with self.store.database.transaction() as conn:
-            session = self.store.session(conn)
-            stored = [await self.trail.append(session, event) for event in events]
-            await session.flush()
-        return stored
+        future: asyncio.Future[list[StoredResource]] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, future))
+        if not self._draining:
+            self._draining = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    await self._write(batch)
+            finally:
+                self._draining = False
+                for _events, waiting in self._pending:  # only left when the drain itself was cancelled
+                    if not waiting.done():
+                        waiting.set_exception(RuntimeError("the audit writer was interrupted"))
+                self._pending = []
+        return await future
+
+    async def _write(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]]) -> None:
+        try:
+            async with self.store.database.transaction() as conn:
+                session = self.store.session(conn)
+                stored = await self.trail.append_many(session, [e for events, _ in batch for e in events])
+                await session.flush()
+        except BaseException as exc:
+            for _events, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc if isinstance(exc, Exception) else RuntimeError("audit interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        offset = 0
+        for events, waiting in batch:
+            if not waiting.done():
+                waiting.set_result(stored[offset : offset + len(events)])
+            offset += len(events)
