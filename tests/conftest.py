@@ -38,6 +38,7 @@ _TABLES = (
     "idx_quantity",
     "idx_reference",
     "idx_uri",
+    "audit_chain",
 )
 
 

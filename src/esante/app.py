@@ -29,6 +29,7 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.security.audit_trail import Auditor
 from esante.security.jwks import CACHE_CONTROL, jwks_document
 from esante.security.keys import KeyRing
 from esante.security.policy import AllowAllPolicy, Policy
@@ -48,6 +49,7 @@ class Platform:
     hooks: HookRegistry
     operations: OperationRegistry
     keyring: KeyRing  # the authorization server's signing keys (lazy: files are created on first use)
+    auditor: Auditor | None = None
 
 
 def build_platform(settings: Settings, policy: Policy | None = None) -> Platform:
@@ -59,9 +61,10 @@ def build_platform(settings: Settings, policy: Policy | None = None) -> Platform
     )
     operations = OperationRegistry()
     operations.register(VALIDATE)
-    router = FhirRouter(store, service, operations, settings.max_bundle_entries)
+    auditor = Auditor(store, get_registry()) if settings.audit_enabled else None
+    router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor)
     keyring = KeyRing.from_settings(settings)
-    return Platform(settings, database, store, service, router, hooks, operations, keyring)
+    return Platform(settings, database, store, service, router, hooks, operations, keyring, auditor)
 
 
 def warm_up() -> None:

@@ -20,6 +20,8 @@ db_app = typer.Typer(help="Database schema management (Alembic).", no_args_is_he
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="The authorization server's signing keys (under <var_dir>/keys).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="The audit trail (IHE BALP AuditEvents, hash-chained).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -95,6 +97,46 @@ def db_current(db: DbOption = None, config: ConfigOption = None) -> None:
 
     settings = _settings(config, db)
     console.print(current(settings.effective_database_url) or "empty (run: esante db upgrade)")
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Walk the audit hash chain; exit 1 and name the first broken record if it was tampered with."""
+    from esante.db.engine import create_database
+    from esante.security.audit_trail import AuditTrail, VerifyResult
+
+    settings = _settings(config, db)
+
+    async def run() -> VerifyResult:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        database = create_database(settings.effective_database_url, pool_size=2)
+        await database.connect()
+        try:
+            trail = AuditTrail()
+            total = await trail.count(database)
+            with Progress(
+                TextColumn("verifying the audit chain"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+                disable=total < 10_000,
+            ) as progress:
+                task = progress.add_task("verify", total=total)
+                return await trail.verify(database, lambda done: progress.update(task, completed=done))
+        finally:
+            await database.close()
+
+    result = asyncio.run(run())
+    if result.ok:
+        console.print(f"[green]audit chain intact[/]: {result.checked} records verified")
+        return
+    console.print(
+        f"[red]audit chain broken at seq {result.first_broken_seq}[/]: {result.reason} "
+        f"({result.checked} records before it verified)"
+    )
+    raise typer.Exit(1)
 
 
 @app.command("config")

@@ -38,6 +38,7 @@ class Settings:
     token_ttl: int = 3600  # default access token lifetime, seconds
     token_max_ttl: int = 86400  # longest lifetime any token may be minted with, seconds
     key_grace_period: int = 172800  # a retired key stays published this long (≥ token_max_ttl), seconds
+    audit_enabled: bool = True  # record a BALP AuditEvent for every REST interaction (hash-chained)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

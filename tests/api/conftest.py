@@ -13,8 +13,11 @@ from esante.config import Settings
 
 
 @pytest.fixture
-async def platform(db_url: str, tmp_path: Path) -> AsyncIterator[Platform]:
-    settings = Settings(var_dir=tmp_path, database_url=db_url, max_body_bytes=200_000)
+async def platform(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> AsyncIterator[Platform]:
+    # the audit trail is on, as in production; tests that count every stored version through /_history
+    # (whose totals would include the AuditEvents of their own requests) are marked ``no_audit``
+    audit = request.node.get_closest_marker("no_audit") is None
+    settings = Settings(var_dir=tmp_path, database_url=db_url, max_body_bytes=200_000, audit_enabled=audit)
     built = build_platform(settings)
     await built.database.connect()
     try:

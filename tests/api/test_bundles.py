@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.api.helpers import FHIR_JSON, outcome, patient
 from tests.conftest import shared_data
@@ -66,6 +67,7 @@ async def test_transaction_resolves_urn_uuid_and_orders_entries(client: httpx.As
     outcome(await client.get(f"/fhir/Patient/{old['id']}"), 410)
 
 
+@pytest.mark.no_audit
 async def test_transaction_is_atomic(client: httpx.AsyncClient) -> None:
     before = await count(client)
     tx = bundle(
@@ -147,6 +149,7 @@ async def test_batch_reports_each_entry(client: httpx.AsyncClient) -> None:
     assert (await client.get("/fhir/Patient?family=Good")).json()["total"] == 1
 
 
+@pytest.mark.no_audit
 async def test_bad_bundles(client: httpx.AsyncClient) -> None:
     outcome(
         await client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=FHIR_JSON),
@@ -187,6 +190,7 @@ async def test_every_mhd_example_bundle_is_accepted_as_a_transaction(client: htt
     assert accepted >= 8
 
 
+@pytest.mark.no_audit
 async def test_conditional_put_fullurl_and_dangling_urns(client: httpx.AsyncClient) -> None:
     ident = {"system": "urn:oid:1.3.182.2.4.2", "value": "7770001112"}
     urn = "urn:uuid:55555555-5555-4555-8555-555555555555"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import orjson
+import pytest
 
 from tests.api.helpers import FHIR_JSON, expressions, outcome, patient
 
@@ -123,6 +124,7 @@ async def test_media_types_and_format(client: httpx.AsyncClient) -> None:
     )
 
 
+@pytest.mark.no_audit
 async def test_bad_inputs_leave_nothing(client: httpx.AsyncClient) -> None:
     outcome(await client.post("/fhir/Patient", content=b'{"resourceType": "Patient",', headers=FHIR_JSON), 400)
     outcome(await client.post("/fhir/Patient", content=b"[1, 2]", headers=FHIR_JSON), 400)
@@ -254,6 +256,7 @@ async def test_patch(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/fhir/Patient/{pid}")).json()["meta"]["versionId"] == "3"
 
 
+@pytest.mark.no_audit
 async def test_validate_operation(client: httpx.AsyncClient) -> None:
     ok = await client.post("/fhir/Patient/$validate", json=patient(), headers=FHIR_JSON)
     assert ok.status_code == 200 and ok.json()["issue"][0]["severity"] == "information"

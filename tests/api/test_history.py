@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.api.helpers import FHIR_JSON, outcome, patient
 
 
+@pytest.mark.no_audit
 async def test_history_levels_and_paging(client: httpx.AsyncClient) -> None:
     ids = []
     for i in range(5):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ keys = st.sampled_from(
 FORBIDDEN = {500, 502, 503}
 
 
+@pytest.mark.no_audit
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=keys, value=json_values)
 async def test_mutated_patients_never_crash(client: httpx.AsyncClient, key: str, value: object) -> None:

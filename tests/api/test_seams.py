@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from esante.app import Platform, create_app
 from esante.fhir.context import Outcome
@@ -21,6 +22,7 @@ async def _count(client: httpx.AsyncClient) -> int:
     return (await client.get("/fhir/_history")).json()["total"]
 
 
+@pytest.mark.no_audit
 async def test_prestorage_hook_can_modify_and_refuse(platform: Platform, client: httpx.AsyncClient) -> None:
     async def stamp_and_check(event: HookEvent) -> None:
         assert event.resource is not None
@@ -42,6 +44,7 @@ async def test_prestorage_hook_can_modify_and_refuse(platform: Platform, client:
     assert "identifier" not in (await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)).json()
 
 
+@pytest.mark.no_audit
 async def test_precommit_hook_runs_in_the_same_transaction(platform: Platform, client: httpx.AsyncClient) -> None:
     seen: list[str] = []
 

@@ -15,6 +15,7 @@ Layout (see docs/storage.md):
 from __future__ import annotations
 
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     Column,
@@ -138,6 +139,19 @@ idx_uri = _index_table(
     "idx_uri",
     Column("value", String(1024), nullable=False),
     value_index=("value",),
+)
+
+# The audit trail's hash chain: one row per stored AuditEvent, in append order (see security/audit_trail.py).
+# hash = sha256(prev_hash || canonical JSON of the AuditEvent); the first row's prev_hash is 64 zeros.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("rid", BigInteger, nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("recorded", BigInteger, nullable=False),
+    Column("hash", CHAR(64), nullable=False),
+    Column("prev_hash", CHAR(64), nullable=False),
 )
 
 INDEX_TABLES: dict[str, Table] = {

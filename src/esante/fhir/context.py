@@ -17,6 +17,8 @@ class RequestContext:
     base_url: str = "http://localhost:8080/fhir"
     prefer_return: str | None = None  # minimal | representation | OperationOutcome
     strict_handling: bool = False  # Prefer: handling=strict
+    request_id: str = ""  # X-Request-Id (given or generated): recorded in the audit trail and the logs
+    client_address: str | None = None  # the peer's network address, for the audit trail
 
 
 @dataclass
@@ -27,3 +29,4 @@ class Outcome:
     body: bytes | dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     stored: StoredResource | None = None
+    touched: list[StoredResource] | None = None  # what a search/delete read or removed (for the audit trail)

@@ -108,7 +108,8 @@ class FhirEndpoint:
             body = await self._body(request) if request.method in ("POST", "PUT", "PATCH") else b""
             prefer_return, strict = _prefer(request.headers.get("prefer", ""))
             caller = request.scope.get("esante.caller") or Caller()
-            ctx = RequestContext(caller, self.base_url(request), prefer_return, strict)
+            client = request.client.host if request.client else None
+            ctx = RequestContext(caller, self.base_url(request), prefer_return, strict, request_id, client)
             query = [(k, v) for k, v in request.query_params.multi_items() if k not in _DROP_PARAMS]
             fhir_request = FhirRequest(
                 method=request.method,

@@ -9,7 +9,7 @@ entries of a batch/transaction, inside the bundle's own session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esante.fhir.bundles import BundleProcessor
 from esante.fhir.capabilities import capability_statement
@@ -20,6 +20,9 @@ from esante.fhir.json import loads_any, loads_resource
 from esante.fhir.operations import OperationCall, OperationRegistry, query_to_parameters
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore, StoreSession
+
+if TYPE_CHECKING:
+    from esante.security.audit_trail import Auditor
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
@@ -46,13 +49,49 @@ class FhirRouter:
         service: FhirService,
         operations: OperationRegistry,
         max_bundle_entries: int,
+        auditor: Auditor | None = None,
     ) -> None:
         self.store = store
         self.service = service
         self.operations = operations
+        self.auditor = auditor
         self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
 
     async def handle(self, request: FhirRequest) -> Outcome:
+        """Run one request; with an auditor, record its AuditEvents afterwards, whether it succeeded or failed.
+
+        The audit is appended in its own transaction once the interaction's transaction has ended, so a refused
+        or rolled-back write is still recorded (with its failure outcome). If the audit cannot be written the
+        request fails (500): nothing is served unaudited.
+        """
+        if self.auditor is None:
+            return await self._handle(request)
+        try:
+            outcome = await self._handle(request)
+        except FhirError as exc:
+            await self._audit(request, exc.status, None)
+            raise
+        except Exception:
+            await self._audit(request, 500, None)
+            raise
+        await self._audit(request, outcome.status, outcome)
+        return outcome
+
+    async def _audit(self, request: FhirRequest, status: int, outcome: Outcome | None) -> None:
+        assert self.auditor is not None
+        record = self.auditor.record_of(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            body=request.body,
+            headers=request.headers,
+            ctx=request.ctx,
+            status=status,
+            outcome=outcome,
+        )
+        await self.auditor.record(record)
+
+    async def _handle(self, request: FhirRequest) -> Outcome:
         method = request.method.upper()
         parts = [p for p in request.path.split("/") if p]
         ctx = request.ctx

@@ -20,6 +20,7 @@ from esante.fhir.definitions import Registry
 from esante.fhir.errors import (
     FhirError,
     bad_request,
+    error,
     gone,
     not_found,
     precondition_failed,
@@ -50,6 +51,12 @@ class FhirService:
     def check_type(self, res_type: str) -> None:
         if not self.registry.is_resource_type(res_type):
             raise not_found(f"unknown resource type '{res_type}'")
+
+    def check_writable(self, res_type: str) -> None:
+        """A known type that the API may write: AuditEvents are appended by the audit trail alone (405)."""
+        self.check_type(res_type)
+        if res_type in APPEND_ONLY:
+            raise error(405, "not-supported", f"{res_type} is append-only: only the server writes it")
 
     def location(self, ctx: RequestContext, stored: StoredResource) -> str:
         return f"{ctx.base_url}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
@@ -145,7 +152,7 @@ class FhirService:
         assigned_id: str | None = None,
     ) -> Outcome:
         """Create; ``assigned_id`` is a server id reserved earlier (transaction urn:uuid resolution)."""
-        self.check_type(res_type)
+        self.check_writable(res_type)
         action = Action("create", res_type)
         await self.policy.authorize(ctx.caller, action)
         body = self._prepare_body(resource, res_type)
@@ -173,7 +180,7 @@ class FhirService:
         *,
         if_match: str | None = None,
     ) -> Outcome:
-        self.check_type(res_type)
+        self.check_writable(res_type)
         body_id = resource.get("id")
         if body_id is None:
             raise bad_request("the resource must carry an id equal to the id in the URL", expression="id")
@@ -204,7 +211,7 @@ class FhirService:
         *,
         if_match: str | None = None,
     ) -> Outcome:
-        self.check_type(res_type)
+        self.check_writable(res_type)
         validate_resource(resource, expected_type=res_type)
         matches = await self.find(session, ctx, res_type, query, limit=2)
         if len(matches) > 1:
@@ -235,7 +242,7 @@ class FhirService:
         *,
         if_match: str | None = None,
     ) -> Outcome:
-        self.check_type(res_type)
+        self.check_writable(res_type)
         action = Action("patch", res_type, res_id)
         await self.policy.authorize(ctx.caller, action)
         current = await session.read(res_type, res_id)
@@ -283,7 +290,7 @@ class FhirService:
         *,
         if_match: str | None = None,
     ) -> Outcome:
-        self.check_type(res_type)
+        self.check_writable(res_type)
         matches = await self.find(session, ctx, res_type, query, limit=2)
         if not matches:
             raise not_found(f"no {res_type} matches the conditional patch criteria")
@@ -301,7 +308,7 @@ class FhirService:
         *,
         if_match: str | None = None,
     ) -> Outcome:
-        self.check_type(res_type)
+        self.check_writable(res_type)
         action = Action("delete", res_type, res_id)
         await self.policy.authorize(ctx.caller, action)
         current = await session.read(res_type, res_id)
@@ -313,13 +320,13 @@ class FhirService:
             return Outcome(204, None, {})
         await self.policy.check_write(ctx.caller, action, None, current)
         stored = await session.delete(current)
-        return Outcome(204, None, {"ETag": stored.etag}, stored)
+        return Outcome(204, None, {"ETag": stored.etag}, stored, touched=[current])
 
     async def conditional_delete(
         self, session: StoreSession, ctx: RequestContext, res_type: str, query: Query
     ) -> Outcome:
         """Delete the single match; several matches → 412 (we never mass-delete health data by criteria)."""
-        self.check_type(res_type)
+        self.check_writable(res_type)
         if not any(not name.startswith("_") or name in _CONDITIONAL_ALLOWED for name, _ in query):
             raise precondition_failed("a conditional delete needs search criteria")
         matches = await self.find(session, ctx, res_type, query, limit=2)
@@ -390,10 +397,12 @@ class FhirService:
         if result.offset > 0:
             links.append(link("previous", max(0, result.offset - result.count)))
         entries: list[dict[str, Any]] = []
+        touched: list[StoredResource] = []
         for stored, mode in [(m, "match") for m in result.matches] + [(i, "include") for i in result.included]:
             if not await self.policy.can_see(ctx.caller, action, stored):
                 continue
             assert stored.content is not None
+            touched.append(stored)
             content: Any = raw(stored.content)
             if request.summary not in (None, "false") or request.elements:
                 content = apply_summary(orjson.loads(stored.content), request, self.registry)
@@ -410,9 +419,10 @@ class FhirService:
         bundle["link"] = links
         if request.summary != "count":
             bundle["entry"] = entries
-        return Outcome(200, bundle, {})
+        return Outcome(200, bundle, {}, touched=touched)
 
 
+APPEND_ONLY = frozenset({"AuditEvent"})  # written by the audit trail (security/audit_trail.py), never the API
 _CONDITIONAL_ALLOWED = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_has"})
 
 

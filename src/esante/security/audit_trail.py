@@ -1,0 +1,260 @@
+"""The append-only, hash-chained audit trail, and the auditor that feeds it from the REST router.
+
+Every AuditEvent is stored twice over: as a FHIR resource through the store (indexed, so a patient can search the
+AuditEvents of their compartment) and as a row of ``audit_chain`` that links it to the previous one:
+
+    hash = sha256(prev_hash || canonical JSON of the stored AuditEvent)      (prev_hash of the first row: 64 zeros)
+
+Appends are serial: on PostgreSQL the appending transaction takes a transaction-scoped advisory lock on a fixed
+key before reading the chain's tail; SQLite write transactions are serial already. :meth:`AuditTrail.verify`
+walks the chain in order and reports the first broken link (a row removed, reordered or altered, or an
+AuditEvent whose stored bytes no longer match their hash).
+
+The REST API never writes AuditEvents (the router refuses with 405); only :class:`Auditor` does, after each
+interaction, in its own short transaction so that a failed write's rollback keeps the audit of the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import orjson
+import structlog
+
+from esante.db.engine import Database
+from esante.fhir.context import Outcome
+from esante.fhir.definitions import Registry
+from esante.fhir.model import StoredResource, micros_to_instant
+from esante.fhir.store import ResourceStore, StoreSession
+from esante.security.audit import (
+    AuditRecord,
+    Touched,
+    build_events,
+    interaction_of,
+    patient_from_path,
+    patients_of,
+)
+
+log = structlog.get_logger("esante.audit")
+
+GENESIS = "0" * 64
+_CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
+_BATCH = 1000
+
+
+def canonical(content: bytes) -> bytes:
+    """The canonical JSON bytes of a stored resource (keys sorted, no insignificant whitespace)."""
+    return orjson.dumps(orjson.loads(content), option=orjson.OPT_SORT_KEYS)
+
+
+def chain_hash(prev_hash: str, content: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(content)).hexdigest()
+
+
+class VerifyResult(NamedTuple):
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    reason: str
+
+
+class AuditTrail:
+    """Append AuditEvents (resource + chain row) and verify the chain."""
+
+    async def append(self, session: StoreSession, event: dict[str, Any]) -> StoredResource:
+        """Store ``event`` and link it to the chain, inside ``session``'s transaction (flushes it)."""
+        return (await self.append_many(session, [event]))[0]
+
+    async def append_many(self, session: StoreSession, events: Sequence[dict[str, Any]]) -> list[StoredResource]:
+        """Store ``events`` and link them, in order, to the chain inside ``session``'s transaction.
+
+        The chain's tail is read under the append lock (PostgreSQL: advisory transaction lock on a fixed key;
+        SQLite: write transactions are serial), so concurrent appenders queue up and never fork the chain.
+        """
+        conn = session.conn
+        if conn.dialect.is_postgres:
+            await conn.fetchval("SELECT pg_advisory_xact_lock(?)", (_CHAIN_LOCK_KEY,))
+        stored = [await session.create(event, client_id=False) for event in events]
+        await session.flush()
+        prev = await conn.fetchval("SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
+        prev_hash = str(prev) if prev is not None else GENESIS
+        rows: list[tuple[Any, ...]] = []
+        for item in stored:
+            assert item.content is not None
+            hash_ = chain_hash(prev_hash, item.content)
+            rows.append((item.rid, item.res_id, item.last_updated, hash_, prev_hash))
+            prev_hash = hash_
+        await conn.executemany(
+            "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) VALUES (?, ?, ?, ?, ?)", rows
+        )
+        return stored
+
+    async def count(self, database: Database) -> int:
+        async with database.read() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM audit_chain") or 0)
+
+    async def verify(self, database: Database, progress: Callable[[int], None] | None = None) -> VerifyResult:
+        """Walk the chain in ``seq`` order; the first broken link stops the walk.
+
+        ``progress`` is called with the number of rows checked so far after each batch.
+        """
+        expected_prev = GENESIS
+        checked = 0
+        last_seq = 0
+        while True:
+            async with database.read() as conn:
+                rows = await conn.fetch(
+                    "SELECT c.seq, c.res_id, c.hash, c.prev_hash, r.res_id, r.content FROM audit_chain c "
+                    "LEFT JOIN resource r ON r.rid = c.rid AND r.version_id = 1 AND r.res_type = 'AuditEvent' "
+                    "WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+                    (last_seq, _BATCH),
+                )
+            if not rows:
+                break
+            for seq, res_id, hash_, prev_hash, stored_id, content in rows:
+                seq = int(seq)
+                broken = _check(expected_prev, str(res_id), str(hash_), str(prev_hash), stored_id, content)
+                if broken is not None:
+                    return VerifyResult(False, checked, seq, broken)
+                checked += 1
+                expected_prev = str(hash_)
+                last_seq = seq
+            if progress is not None:
+                progress(checked)
+        return VerifyResult(True, checked, None, "")
+
+
+def _check(expected_prev: str, res_id: str, hash_: str, prev_hash: str, stored_id: Any, content: Any) -> str | None:
+    if prev_hash != expected_prev:
+        return "prev_hash does not match the previous record's hash (a record was removed, inserted or reordered)"
+    if content is None:
+        return f"AuditEvent/{res_id} is missing from the store"
+    if stored_id != res_id:
+        return f"the chain names AuditEvent/{res_id} but the stored row is AuditEvent/{stored_id}"
+    try:
+        actual = chain_hash(prev_hash, bytes(content))
+    except orjson.JSONDecodeError:
+        return f"AuditEvent/{res_id} is not valid JSON any more"
+    if actual != hash_:
+        return f"AuditEvent/{res_id} does not match its hash (the stored record was altered)"
+    return None
+
+
+class Auditor:
+    """Turns each REST interaction into BALP AuditEvents and appends them (own transaction, after the fact)."""
+
+    def __init__(self, store: ResourceStore, registry: Registry, trail: AuditTrail | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.trail = trail or AuditTrail()
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]] = []
+        self._draining = False
+
+    def record_of(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: bytes,
+        headers: dict[str, str],
+        ctx: Any,
+        status: int,
+        outcome: Outcome | None,
+    ) -> AuditRecord:
+        from urllib.parse import urlencode
+
+        method = method.upper()
+        parts = [p for p in path.split("/") if p]
+        body_type = None
+        if method == "POST" and not parts and body:
+            try:
+                parsed = orjson.loads(body)
+                body_type = parsed.get("type") if isinstance(parsed, dict) else None
+            except orjson.JSONDecodeError:
+                body_type = None
+        interaction = interaction_of(method, parts, status, body_type)
+        query_string = urlencode(list(query))
+        if method == "POST" and parts and parts[-1] == "_search" and body:
+            form = body.decode("utf-8", "replace")
+            query_string = f"{query_string}&{form}" if query_string else form
+        touched = tuple(self._touched(outcome)) if outcome is not None else ()
+        res_type = parts[0] if parts and not parts[0].startswith(("_", "$")) and parts[0] != "metadata" else None
+        res_id = parts[1] if len(parts) >= 2 and not parts[1].startswith(("_", "$")) else None
+        return AuditRecord(
+            interaction=interaction,
+            status=status,
+            caller=ctx.caller,
+            request_id=ctx.request_id,
+            recorded=micros_to_instant(self.store.clock.now()),
+            server=ctx.base_url,
+            method=method,
+            path=path.strip("/"),
+            query_string=query_string,
+            client_address=ctx.client_address,
+            resource_type=res_type,
+            resource_id=res_id,
+            touched=touched,
+            patients=patient_from_path(parts),
+        )
+
+    def _touched(self, outcome: Outcome) -> list[Touched]:
+        resources = list(outcome.touched) if outcome.touched is not None else []
+        if not resources and outcome.stored is not None:
+            resources = [outcome.stored]
+        touched: list[Touched] = []
+        for stored in resources:
+            patients: tuple[str, ...] = ()
+            if stored.content is not None:
+                patients = patients_of(self.registry, orjson.loads(stored.content))
+            elif stored.res_type == "Patient":
+                patients = (f"Patient/{stored.res_id}",)
+            touched.append(Touched(f"{stored.res_type}/{stored.res_id}", patients))
+        return touched
+
+    async def record(self, record: AuditRecord) -> list[StoredResource]:
+        """Append the record's AuditEvents; returns once they are committed.
+
+        Group commit: requests arriving while an append transaction runs are queued and written together by
+        the next one (one lock, one tail read, one flush for the whole group), so concurrent requests do not
+        each wait for their own turn on the chain's lock. Every caller still returns only after its own events
+        are durable.
+        """
+        events = build_events(record)
+        future: asyncio.Future[list[StoredResource]] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, future))
+        if not self._draining:
+            self._draining = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    await self._write(batch)
+            finally:
+                self._draining = False
+                for _events, waiting in self._pending:  # only left when the drain itself was cancelled
+                    if not waiting.done():
+                        waiting.set_exception(RuntimeError("the audit writer was interrupted"))
+                self._pending = []
+        return await future
+
+    async def _write(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]]) -> None:
+        try:
+            async with self.store.database.transaction() as conn:
+                session = self.store.session(conn)
+                stored = await self.trail.append_many(session, [e for events, _ in batch for e in events])
+                await session.flush()
+        except BaseException as exc:
+            for _events, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc if isinstance(exc, Exception) else RuntimeError("audit interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        offset = 0
+        for events, waiting in batch:
+            if not waiting.done():
+                waiting.set_result(stored[offset : offset + len(events)])
+            offset += len(events)

@@ -1,0 +1,281 @@
+"""The audit trail over the REST API: one BALP AuditEvent per interaction, append-only, hash-chained, verifiable."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from esante.app import Platform, build_platform, create_app
+from esante.cli import app as cli
+from esante.config import Settings
+from esante.fhir.errors import FhirError, Issue
+from esante.security.audit_trail import AuditTrail, chain_hash
+from esante.security.policy import Action, AllowAllPolicy, Caller
+from tests.api.helpers import FHIR_JSON, outcome, patient
+
+
+async def events(platform: Platform) -> list[dict[str, Any]]:
+    """Every stored AuditEvent, in chain order."""
+    async with platform.database.read() as conn:
+        rows = await conn.fetch(
+            "SELECT r.content FROM audit_chain c JOIN resource r ON r.rid = c.rid AND r.version_id = 1 ORDER BY c.seq"
+        )
+    return [orjson.loads(bytes(row[0])) for row in rows]
+
+
+def subtype(event: dict[str, Any]) -> str:
+    return str(event["subtype"][0]["code"])
+
+
+def patients(event: dict[str, Any]) -> list[str]:
+    return [e["what"]["reference"] for e in event["entity"] if e.get("role", {}).get("code") == "1"]
+
+
+def request_id(event: dict[str, Any]) -> str | None:
+    for entity in event["entity"]:
+        if entity["type"]["code"] == "XrequestId":
+            return str(entity["what"]["identifier"]["value"])
+    return None
+
+
+async def test_one_event_per_interaction(platform: Platform, client: httpx.AsyncClient) -> None:
+    created = await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)
+    pid = created.json()["id"]
+    read = await client.get(f"/fhir/Patient/{pid}", headers={"X-Request-Id": "req-read-1"})
+    assert read.headers["X-Request-Id"] == "req-read-1"
+    await client.get(f"/fhir/Patient/{pid}/_history/1")
+    await client.put(f"/fhir/Patient/{pid}", json=patient(id=pid, active=True), headers=FHIR_JSON)
+    patch = [{"op": "replace", "path": "/active", "value": False}]
+    await client.patch(f"/fhir/Patient/{pid}", json=patch, headers={"Content-Type": "application/json-patch+json"})
+    await client.get("/fhir/Patient", params={"family": "Schmit"})
+    await client.get(f"/fhir/Patient/{pid}/_history")
+    await client.delete(f"/fhir/Patient/{pid}")
+    recorded = await events(platform)
+    assert [subtype(e) for e in recorded] == [
+        "create",
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "search-type",
+        "history-instance",
+        "delete",
+    ]
+    assert [e["action"] for e in recorded] == ["C", "R", "R", "U", "U", "E", "E", "D"]
+    assert all(e["outcome"] == "0" for e in recorded)
+    assert all(patients(e) == [f"Patient/{pid}"] for e in recorded)  # the Patient* variants
+    assert recorded[1]["meta"]["profile"] == [
+        "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+    ]
+    assert request_id(recorded[1]) == "req-read-1"
+    assert all(request_id(e) for e in recorded)  # generated when the client sent none
+    # the entity of a write names the resource written
+    assert {"reference": f"Patient/{pid}"} in [e.get("what") for e in recorded[3]["entity"]]
+
+
+async def test_failed_and_denied_attempts_are_recorded(platform: Platform, client: httpx.AsyncClient) -> None:
+    outcome(await client.get("/fhir/Patient/nobody"), 404)
+    outcome(await client.post("/fhir/Patient", json={"resourceType": "Patient", "gender": 7}, headers=FHIR_JSON), 400)
+
+    class NoObservationWrites(AllowAllPolicy):
+        async def authorize(self, caller: Caller, action: Action) -> None:
+            if action.resource_type == "Observation" and action.interaction != "read":
+                raise FhirError(403, [Issue("forbidden", "not allowed")])
+
+    platform.service.policy = NoObservationWrites()
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "bp"}}
+    outcome(await client.post("/fhir/Observation", json=observation, headers=FHIR_JSON), 403)
+    missing, invalid, denied = await events(platform)
+    assert (subtype(missing), missing["outcome"], missing["outcomeDesc"]) == ("read", "4", "HTTP 404")
+    assert patients(missing) == ["Patient/nobody"]
+    assert (subtype(invalid), invalid["outcome"]) == ("create", "4")
+    assert (subtype(denied), denied["action"], denied["outcome"], denied["outcomeDesc"]) == (
+        "create",
+        "C",
+        "4",
+        "HTTP 403",
+    )
+    # the refused and invalid writes left no data behind, only their audit
+    assert (await client.get("/fhir/Patient")).json()["total"] == 0
+
+
+async def test_a_search_touching_several_patients_gives_one_event_per_patient(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    ids = []
+    for given in ("Anne", "Ben", "Carla"):
+        ids.append((await client.post("/fhir/Patient", json=patient(given=given), headers=FHIR_JSON)).json()["id"])
+    for pid in ids[:2]:
+        obs = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "bp"},
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        assert (await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)).status_code == 201
+    before = len(await events(platform))
+    bundle = (await client.get("/fhir/Observation", params={"code:text": "bp"}, headers={"X-Request-Id": "q-1"})).json()
+    assert bundle["total"] == 2
+    searched = (await events(platform))[before:]
+    assert sorted(p for e in searched for p in patients(e)) == sorted(f"Patient/{pid}" for pid in ids[:2])
+    assert all(request_id(e) == "q-1" and subtype(e) == "search-type" for e in searched)
+    query = next(e for e in searched[0]["entity"] if e.get("role", {}).get("code") == "24")
+    assert base64.b64decode(query["query"]).decode().startswith("GET http://testserver/fhir/Observation?code%3Atext=bp")
+    # all three patients: three events; an Organization search: one, without patient
+    await client.get("/fhir/Patient", params={"family": "Schmit"})
+    await client.post("/fhir/Organization", json={"resourceType": "Organization", "name": "CHL"}, headers=FHIR_JSON)
+    await client.get("/fhir/Organization")
+    tail = (await events(platform))[len(searched) + before :]
+    assert [len(patients(e)) for e in tail] == [1, 1, 1, 0, 0]
+
+
+async def test_audit_events_are_append_only_and_searchable_by_patient(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    other = (await client.post("/fhir/Patient", json=patient(given="Paul"), headers=FHIR_JSON)).json()["id"]
+    await client.get(f"/fhir/Patient/{pid}")
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {"code": "rest"},
+        "recorded": "2026-01-01T00:00:00Z",
+        "agent": [{"who": {"display": "me"}, "requestor": True}],
+        "source": {"observer": {"display": "x"}},
+    }
+    outcome(await client.post("/fhir/AuditEvent", json=event, headers=FHIR_JSON), 405)
+    some = (await events(platform))[0]
+    outcome(await client.put(f"/fhir/AuditEvent/{some['id']}", json=some, headers=FHIR_JSON), 405)
+    patch = [{"op": "replace", "path": "/outcome", "value": "0"}]
+    outcome(
+        await client.patch(
+            f"/fhir/AuditEvent/{some['id']}", json=patch, headers={"Content-Type": "application/json-patch+json"}
+        ),
+        405,
+    )
+    outcome(await client.delete(f"/fhir/AuditEvent/{some['id']}"), 405)
+    outcome(await client.delete("/fhir/AuditEvent", params={"_id": some["id"]}), 405)
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": event, "request": {"method": "POST", "url": "AuditEvent"}}],
+    }
+    outcome(await client.post("/fhir", json=transaction, headers=FHIR_JSON), 405)
+    assert (await client.get(f"/fhir/AuditEvent/{some['id']}")).status_code == 200
+    # the patient's own compartment: their create, their read, and the read of the create's AuditEvent (which
+    # is itself in their compartment); nothing of the other patient
+    own = (await client.get("/fhir/AuditEvent", params={"patient": f"Patient/{pid}"})).json()
+    assert sorted(subtype(e["resource"]) for e in own["entry"]) == ["create", "read", "read"]
+    compartment = (await client.get(f"/fhir/Patient/{other}/AuditEvent")).json()
+    assert [subtype(e["resource"]) for e in compartment["entry"]] == ["create"]
+    assert (await AuditTrail().verify(platform.database)).ok
+
+
+async def test_verify_a_clean_chain_then_a_tampered_one(platform: Platform, client: httpx.AsyncClient) -> None:
+    trail = AuditTrail()
+    assert await trail.verify(platform.database) == (True, 0, None, "")
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    for _ in range(4):
+        await client.get(f"/fhir/Patient/{pid}")
+    result = await trail.verify(platform.database)
+    assert result == (True, 5, None, "")
+    async with platform.database.read() as conn:
+        chain = await conn.fetch("SELECT seq, rid, hash, prev_hash FROM audit_chain ORDER BY seq")
+    assert chain[0][3] == "0" * 64 and all(chain[i][3] == chain[i - 1][2] for i in range(1, 5))
+    # alter the third stored AuditEvent: its outcome now says "success" for something else
+    third_seq, third_rid = int(chain[2][0]), int(chain[2][1])
+    async with platform.database.transaction() as conn:
+        content = orjson.loads(bytes(await conn.fetchval("SELECT content FROM resource WHERE rid = ?", (third_rid,))))
+        content["outcome"] = "8"
+        await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (orjson.dumps(content), third_rid))
+    broken = await trail.verify(platform.database)
+    assert (broken.ok, broken.checked, broken.first_broken_seq) == (False, 2, third_seq)
+    assert "altered" in broken.reason
+
+
+async def test_verify_sees_a_removed_chain_row_and_a_rehashed_one(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    trail = AuditTrail()
+    for _ in range(5):
+        await client.get("/fhir/Patient")
+    async with platform.database.read() as conn:
+        chain = await conn.fetch("SELECT seq, rid, hash, prev_hash FROM audit_chain ORDER BY seq")
+    seqs = [int(row[0]) for row in chain]
+    async with platform.database.transaction() as conn:
+        await conn.execute("DELETE FROM audit_chain WHERE seq = ?", (seqs[2],))
+    broken = await trail.verify(platform.database)
+    assert (broken.ok, broken.first_broken_seq, broken.checked) == (False, seqs[3], 2)
+    assert "removed" in broken.reason
+    # a forger who also rewrites the row's hash is caught by the next link
+    async with platform.database.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO audit_chain (seq, rid, res_id, recorded, hash, prev_hash) "
+            "SELECT ?, rid, res_id, recorded, hash, prev_hash FROM audit_chain WHERE seq = ?",
+            (seqs[2], seqs[1]),
+        )
+    assert (await trail.verify(platform.database)).first_broken_seq == seqs[2]
+
+
+async def test_concurrent_appends_keep_one_valid_chain(platform: Platform, client: httpx.AsyncClient) -> None:
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    responses = await asyncio.gather(*(client.get(f"/fhir/Patient/{pid}") for _ in range(25)))
+    assert all(r.status_code == 200 for r in responses)
+    trail = AuditTrail()
+
+    async def append(i: int) -> None:
+        async with platform.database.transaction() as conn:
+            session = platform.store.session(conn)
+            event = {
+                "resourceType": "AuditEvent",
+                "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
+                "recorded": "2026-11-22T09:00:00Z",
+                "agent": [{"who": {"display": f"job {i}"}, "requestor": False}],
+                "source": {"observer": {"display": "test"}},
+            }
+            await trail.append(session, event)
+
+    await asyncio.gather(*(append(i) for i in range(25)))
+    result = await AuditTrail().verify(platform.database)
+    assert result == (True, 51, None, "")
+
+
+async def test_chain_hash_is_over_canonical_json() -> None:
+    assert chain_hash("0" * 64, b'{"b":1,"a":2}') == chain_hash("0" * 64, b'{ "a": 2, "b": 1 }')
+    assert chain_hash("0" * 64, b'{"a":1}') != chain_hash("1" * 64, b'{"a":1}')
+
+
+@pytest.mark.no_audit
+async def test_audit_can_be_switched_off(platform: Platform, client: httpx.AsyncClient) -> None:
+    assert platform.auditor is None
+    await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)
+    assert await events(platform) == []
+
+
+def test_cli_audit_verify(db_url: str) -> None:
+    async def fill() -> None:
+        built = build_platform(Settings(database_url=db_url))
+        await built.database.connect()
+        try:
+            transport = httpx.ASGITransport(app=create_app(built.settings, built))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                for _ in range(3):
+                    await http.get("/fhir/Patient")
+            async with built.database.transaction() as conn:
+                await conn.execute("DELETE FROM audit_chain WHERE seq = (SELECT MIN(seq) FROM audit_chain)")
+        finally:
+            await built.database.close()
+
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "verify", "--db", db_url])
+    assert ok.exit_code == 0, ok.output
+    assert "0 records verified" in ok.output
+    asyncio.run(fill())
+    broken = runner.invoke(cli, ["audit", "verify", "--db", db_url])
+    assert broken.exit_code == 1, broken.output
+    assert "broken at seq 2" in broken.output
