@@ -259,7 +259,7 @@ async def test_audit_can_be_switched_off(platform: Platform, client: httpx.Async
 
 def test_cli_audit_verify(db_url: str) -> None:
     async def fill() -> None:
-        built = build_platform(Settings(database_url=db_url))
+        built = build_platform(Settings(database_url=db_url, audit_enabled=True))
         await built.database.connect()
         try:
             transport = httpx.ASGITransport(app=create_app(built.settings, built))
