@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esante.fhir.definitions import Registry
-from esante.fhir.indexing import extract_index_rows
+from esante.fhir.indexing import extract_params
 from esante.security.policy import Caller
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -116,11 +116,11 @@ def patients_of(registry: Registry, resource: dict[str, Any]) -> tuple[str, ...]
     if res_type == "Patient":
         res_id = resource.get("id")
         return (f"Patient/{res_id}",) if isinstance(res_id, str) else ()
-    params = set(registry.patient_compartment(res_type))
+    params = frozenset(registry.patient_compartment(res_type))
     if not params:
         return ()
     found: dict[str, None] = {}
-    for row in extract_index_rows(resource).reference:
+    for row in extract_params(resource, params, registry).reference:
         param, _grp, target_type, target_id = row[0], row[1], row[2], row[3]
         if param in params and target_type == "Patient" and target_id:
             found[f"Patient/{target_id}"] = None
