@@ -337,3 +337,19 @@ async def test_a_transaction_gives_one_event_per_patient_naming_their_resources(
         answer["entry"][0]["response"]["location"].split("/fhir/")[1].split("/_history")[0]
     ]
     assert (await AuditTrail().verify(platform.database)).ok
+
+
+async def test_history_names_the_patients_of_its_entries(platform: Platform, client: httpx.AsyncClient) -> None:
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "bp"},
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    oid = (await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)).json()["id"]
+    await client.get(f"/fhir/Observation/{oid}/_history")
+    await client.get("/fhir/Organization/_history")
+    *_, instance, empty = await events(platform)
+    assert (subtype(instance), patients(instance)) == ("history-instance", [f"Patient/{pid}"])
+    assert (subtype(empty), patients(empty)) == ("history-type", [])

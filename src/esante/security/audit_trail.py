@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-import structlog
 
 from esante.db.engine import Database
 from esante.fhir.context import Outcome
@@ -37,8 +36,6 @@ from esante.security.audit import (
     patient_from_path,
     patients_of,
 )
-
-log = structlog.get_logger("esante.audit")
 
 GENESIS = "0" * 64
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
