@@ -353,3 +353,31 @@ async def test_history_names_the_patients_of_its_entries(platform: Platform, cli
     *_, instance, empty = await events(platform)
     assert (subtype(instance), patients(instance)) == ("history-instance", [f"Patient/{pid}"])
     assert (subtype(empty), patients(empty)) == ("history-type", [])
+
+
+async def test_verify_sees_audit_events_written_beside_the_chain(platform: Platform, client: httpx.AsyncClient) -> None:
+    await client.get("/fhir/Patient")
+    async with platform.database.transaction() as conn:
+        forged = {
+            "resourceType": "AuditEvent",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+            "recorded": "2026-11-22T09:00:00Z",
+            "agent": [{"who": {"display": "nobody"}, "requestor": True}],
+            "source": {"observer": {"display": "forger"}},
+        }
+        session = platform.store.session(conn)
+        await session.create(forged)
+        await session.flush()
+    result = await AuditTrail().verify(platform.database)
+    assert (result.ok, result.checked, result.first_broken_seq) == (False, 1, None)
+    assert "not in the chain" in result.reason
+
+
+async def test_verify_sees_the_last_chain_row_removed(platform: Platform, client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await client.get("/fhir/Patient")
+    async with platform.database.transaction() as conn:
+        await conn.execute("DELETE FROM audit_chain WHERE seq = (SELECT MAX(seq) FROM audit_chain)")
+    result = await AuditTrail().verify(platform.database)
+    assert (result.ok, result.checked) == (False, 2)
+    assert result.reason == "1 AuditEvent version(s) in the store are not in the chain"

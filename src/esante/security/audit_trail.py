@@ -96,8 +96,13 @@ class AuditTrail:
     async def verify(self, database: Database, progress: Callable[[int], None] | None = None) -> VerifyResult:
         """Walk the chain in ``seq`` order; the first broken link stops the walk.
 
-        ``progress`` is called with the number of rows checked so far after each batch.
+        ``progress`` is called with the number of rows checked so far after each batch. Then every AuditEvent
+        version in the store must have been chained: one written beside the trail (or a second version of one)
+        is reported too, with no ``seq``. The versions are counted *before* the walk, so events appended while
+        it runs cannot be mistaken for unchained ones.
         """
+        async with database.read() as conn:
+            versions = int(await conn.fetchval("SELECT COUNT(*) FROM resource WHERE res_type = 'AuditEvent'") or 0)
         expected_prev = GENESIS
         checked = 0
         last_seq = 0
@@ -121,6 +126,11 @@ class AuditTrail:
                 last_seq = seq
             if progress is not None:
                 progress(checked)
+        if versions > checked:
+            unchained = versions - checked
+            return VerifyResult(
+                False, checked, None, f"{unchained} AuditEvent version(s) in the store are not in the chain"
+            )
         return VerifyResult(True, checked, None, "")
 
 
