@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from esante.db.engine import Database
-from esante.fhir.context import Outcome
+from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.definitions import Registry
 from esante.fhir.model import StoredResource, micros_to_instant
 from esante.fhir.store import ResourceStore, StoreSession
@@ -167,8 +167,7 @@ class Auditor:
         path: str,
         query: Sequence[tuple[str, str]],
         body: bytes,
-        headers: dict[str, str],
-        ctx: Any,
+        ctx: RequestContext,
         status: int,
         outcome: Outcome | None,
     ) -> AuditRecord:
