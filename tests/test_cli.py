@@ -20,7 +20,7 @@ from esante.db.migrate import current
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "db", "config"):
+    for command in ("serve", "db", "config", "audit"):
         assert command in result.output
 
 

@@ -132,10 +132,8 @@ def audit_verify(db: DbOption = None, config: ConfigOption = None) -> None:
     if result.ok:
         console.print(f"[green]audit chain intact[/]: {result.checked} records verified")
         return
-    console.print(
-        f"[red]audit chain broken at seq {result.first_broken_seq}[/]: {result.reason} "
-        f"({result.checked} records before it verified)"
-    )
+    where = f"at seq {result.first_broken_seq}" if result.first_broken_seq is not None else "outside the chain"
+    console.print(f"[red]audit chain broken {where}[/]: {result.reason} ({result.checked} records verified)")
     raise typer.Exit(1)
 
 

@@ -279,3 +279,105 @@ def test_cli_audit_verify(db_url: str) -> None:
     broken = runner.invoke(cli, ["audit", "verify", "--db", db_url])
     assert broken.exit_code == 1, broken.output
     assert "broken at seq 2" in broken.output
+
+
+async def test_a_transaction_gives_one_event_per_patient_naming_their_resources(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    def obs(ref: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "status": "final", "code": {"text": "bp"}, "subject": {"reference": ref}}
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:p1", "resource": patient(given="A"), "request": {"method": "POST", "url": "Patient"}},
+            {"fullUrl": "urn:uuid:p2", "resource": patient(given="B"), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": obs("urn:uuid:p1"), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": obs("urn:uuid:p2"), "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": {"resourceType": "Organization", "name": "CHL"},
+                "request": {"method": "POST", "url": "Organization"},
+            },
+        ],
+    }
+    response = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert response.status_code == 200, response.text
+    locations = [e["response"]["location"].split("/fhir/")[1].split("/_history")[0] for e in response.json()["entry"]]
+    recorded = await events(platform)
+    assert all(subtype(e) == "transaction" and e["action"] == "E" and "profile" not in e["meta"] for e in recorded)
+    named = {
+        (patients(e)[0] if patients(e) else None): sorted(
+            x["what"]["reference"] for x in e["entity"] if x.get("role", {}).get("code") == "4"
+        )
+        for e in recorded
+    }
+    p1, p2, o1, o2, org = locations
+    assert named == {f"{p1}": sorted([p1, o1]), f"{p2}": sorted([p2, o2]), None: [org]}
+    # a batch: the failing entry touched nothing
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Organization", "name": "HRS"},
+                "request": {"method": "POST", "url": "Organization"},
+            },
+            {
+                "resource": {"resourceType": "Organization", "active": "no"},
+                "request": {"method": "POST", "url": "Organization"},
+            },
+        ],
+    }
+    answer = (await client.post("/fhir", json=batch, headers=FHIR_JSON)).json()
+    assert [e["response"]["status"][:3] for e in answer["entry"]] == ["201", "400"]
+    last = (await events(platform))[-1]
+    assert subtype(last) == "batch"
+    assert [x["what"]["reference"] for x in last["entity"] if x.get("role", {}).get("code") == "4"] == [
+        answer["entry"][0]["response"]["location"].split("/fhir/")[1].split("/_history")[0]
+    ]
+    assert (await AuditTrail().verify(platform.database)).ok
+
+
+async def test_history_names_the_patients_of_its_entries(platform: Platform, client: httpx.AsyncClient) -> None:
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "bp"},
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    oid = (await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)).json()["id"]
+    await client.get(f"/fhir/Observation/{oid}/_history")
+    await client.get("/fhir/Organization/_history")
+    *_, instance, empty = await events(platform)
+    assert (subtype(instance), patients(instance)) == ("history-instance", [f"Patient/{pid}"])
+    assert (subtype(empty), patients(empty)) == ("history-type", [])
+
+
+async def test_verify_sees_audit_events_written_beside_the_chain(platform: Platform, client: httpx.AsyncClient) -> None:
+    await client.get("/fhir/Patient")
+    async with platform.database.transaction() as conn:
+        forged = {
+            "resourceType": "AuditEvent",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+            "recorded": "2026-11-22T09:00:00Z",
+            "agent": [{"who": {"display": "nobody"}, "requestor": True}],
+            "source": {"observer": {"display": "forger"}},
+        }
+        session = platform.store.session(conn)
+        await session.create(forged)
+        await session.flush()
+    result = await AuditTrail().verify(platform.database)
+    assert (result.ok, result.checked, result.first_broken_seq) == (False, 1, None)
+    assert "not in the chain" in result.reason
+
+
+async def test_verify_sees_the_last_chain_row_removed(platform: Platform, client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await client.get("/fhir/Patient")
+    async with platform.database.transaction() as conn:
+        await conn.execute("DELETE FROM audit_chain WHERE seq = (SELECT MAX(seq) FROM audit_chain)")
+    result = await AuditTrail().verify(platform.database)
+    assert (result.ok, result.checked) == (False, 2)
+    assert result.reason == "1 AuditEvent version(s) in the store are not in the chain"

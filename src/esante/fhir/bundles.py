@@ -14,6 +14,7 @@ batch: each entry in its own database transaction; a failing entry reports its O
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -21,8 +22,21 @@ from urllib.parse import parse_qsl, urlsplit
 from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.errors import FhirError, Issue, bad_request, not_found, precondition_failed
 from esante.fhir.json import raw
-from esante.fhir.model import micros_to_instant
+from esante.fhir.model import StoredResource, micros_to_instant
 from esante.fhir.store import ResourceStore, StoreSession
+
+# the resources the entries of the Bundle being processed read or wrote (reported to the audit trail)
+_TOUCHED: ContextVar[list[StoredResource] | None] = ContextVar("bundle_touched", default=None)
+
+
+def _note(outcome: Outcome) -> None:
+    touched = _TOUCHED.get()
+    if touched is not None:
+        if outcome.touched is not None:
+            touched.extend(outcome.touched)
+        elif outcome.stored is not None:
+            touched.append(outcome.stored)
+
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 404: "404 Not Found"}
@@ -166,11 +180,17 @@ class BundleProcessor:
                 expression="Bundle.type",
             )
         entries = _parse_entries(bundle, self.max_entries)
-        if kind == "transaction":
-            responses = await self._transaction(ctx, entries)
-        else:
-            responses = await self._batch(ctx, entries)
-        return Outcome(200, {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses})
+        touched: list[StoredResource] = []
+        token = _TOUCHED.set(touched)
+        try:
+            if kind == "transaction":
+                responses = await self._transaction(ctx, entries)
+            else:
+                responses = await self._batch(ctx, entries)
+        finally:
+            _TOUCHED.reset(token)
+        body = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses}
+        return Outcome(200, body, touched=touched)
 
     # ------------------------------------------------------------------ transaction
     async def _transaction(self, ctx: RequestContext, entries: list[_Entry]) -> list[dict[str, Any]]:
@@ -316,7 +336,10 @@ class BundleProcessor:
                 for i in exc.issues
             ]
             raise FhirError(exc.status, issues, exc.headers) from exc
-        return self._response(result) if isinstance(result, Outcome) else result
+        if isinstance(result, Outcome):
+            _note(result)
+            return self._response(result)
+        return result
 
     @staticmethod
     def _response(outcome: Outcome) -> dict[str, Any]:
@@ -343,7 +366,9 @@ class BundleProcessor:
     # ------------------------------------------------------------------ batch
     async def _batch(self, ctx: RequestContext, entries: list[_Entry]) -> list[dict[str, Any]]:
         results: dict[int, dict[str, Any]] = {}
+        touched = _TOUCHED.get()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
+            noted = len(touched) if touched is not None else 0
             try:
                 async with self.store.database.transaction() as conn:
                     session = self.store.session(conn, ctx.caller)
@@ -351,10 +376,13 @@ class BundleProcessor:
                         outcome = await self.service.create(
                             session, ctx, entry.path, entry.resource, if_none_exist=entry.if_none_exist
                         )
+                        _note(outcome)
                         results[entry.index] = self._response(outcome)
                     else:
                         results[entry.index] = await self._run(session, ctx, entry)
                     await session.flush()
             except FhirError as exc:
+                if touched is not None:  # the entry's transaction rolled back: it touched nothing
+                    del touched[noted:]
                 results[entry.index] = {"response": {"status": str(exc.status), "outcome": exc.outcome()}}
         return [results[e.index] for e in entries]

@@ -95,11 +95,13 @@ async def history(
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
     entries: list[dict[str, Any]] = []
+    touched = []
     for row in rows:
         stored = row_to_stored(row[:7])
         method = row[7]
         if not await service.policy.can_see(ctx.caller, action, stored):
             continue
+        touched.append(stored)
         url = f"{stored.res_type}/{stored.res_id}"
         entry: dict[str, Any] = {"fullUrl": f"{ctx.base_url}/{url}"}
         if stored.content is not None:
@@ -113,7 +115,7 @@ async def history(
         entries.append(entry)
     bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
     headers = {"Last-Modified": _http_date(rows[0][4])} if rows else {}
-    return Outcome(200, bundle, headers)
+    return Outcome(200, bundle, headers, touched=touched)
 
 
 def _instant(name: str, value: str) -> tuple[int, int]:

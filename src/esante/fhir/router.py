@@ -84,7 +84,6 @@ class FhirRouter:
             path=request.path,
             query=request.query,
             body=request.body,
-            headers=request.headers,
             ctx=request.ctx,
             status=status,
             outcome=outcome,

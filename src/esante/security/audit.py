@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esante.fhir.definitions import Registry
-from esante.fhir.indexing import extract_index_rows
+from esante.fhir.indexing import extract_params
 from esante.security.policy import Caller
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -54,6 +54,7 @@ _ACTION = {
     "patch": "U",
     "delete": "D",
 }
+_BUNDLES = ("transaction", "batch")
 _PROFILE = {"C": "Create", "R": "Read", "U": "Update", "D": "Delete", "E": "Query"}
 _DISPLAY = {
     "110150": "Application",
@@ -115,11 +116,11 @@ def patients_of(registry: Registry, resource: dict[str, Any]) -> tuple[str, ...]
     if res_type == "Patient":
         res_id = resource.get("id")
         return (f"Patient/{res_id}",) if isinstance(res_id, str) else ()
-    params = set(registry.patient_compartment(res_type))
+    params = frozenset(registry.patient_compartment(res_type))
     if not params:
         return ()
     found: dict[str, None] = {}
-    for row in extract_index_rows(resource).reference:
+    for row in extract_params(resource, params, registry).reference:
         param, _grp, target_type, target_id = row[0], row[1], row[2], row[3]
         if param in params and target_type == "Patient" and target_id:
             found[f"Patient/{target_id}"] = None
@@ -236,16 +237,14 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def build_events(record: AuditRecord) -> list[dict[str, Any]]:
-    """The AuditEvents of one interaction: one per patient touched, or one without a patient."""
+    """The AuditEvents of one interaction: one per patient touched, or one without a patient.
+
+    A query (search, history, operation) names the query and, in each event, one patient. A write or read names
+    the resources it touched; with several patients (a transaction Bundle) each patient's event names only
+    that patient's resources, and the resources of no patient share one event without a patient.
+    """
     action = action_code(record.interaction)
-    is_query = action == "E"
-    patients = _unique([*record.patients, *(p for t in record.touched for p in t.patients)])
-    objects: list[str] = []
-    if not is_query:
-        objects = _unique(t.reference for t in record.touched)
-        if not objects and record.resource_type:
-            ref = record.resource_type + (f"/{record.resource_id}" if record.resource_id else "")
-            objects = [ref]
+    is_query = action == "E" and record.interaction not in _BUNDLES
     base: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": _coding(EVENT_TYPE, "rest", "Restful Operation"),
@@ -262,16 +261,36 @@ def build_events(record: AuditRecord) -> list[dict[str, Any]]:
     }
     if record.status >= 400:
         base["outcomeDesc"] = f"HTTP {record.status}"
-    shared: list[dict[str, Any]] = [_query(record)] if is_query else [_object(ref) for ref in objects]
     request = [_request_id(record.request_id)] if record.request_id else []
+    # patient (or None) → the entities naming what was touched
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    named: list[str | None] = [*record.patients] or [None]  # the patient the request itself names, if any
+    if is_query:
+        query = [_query(record)]
+        touched_patients = [p for t in record.touched for p in t.patients]
+        found: list[str | None] = [*_unique([*record.patients, *touched_patients])]
+        for patient in found or [None]:
+            groups[patient] = query
+    elif record.touched:
+        for touched in record.touched:
+            owners: list[str | None] = [*touched.patients] or named[:1]
+            for owner in owners:
+                bucket = groups.setdefault(owner, [])
+                if all(e["what"] != {"reference": touched.reference} for e in bucket):
+                    bucket.append(_object(touched.reference))
+    else:
+        objects: list[dict[str, Any]] = []
+        if record.resource_type:
+            ref = record.resource_type + (f"/{record.resource_id}" if record.resource_id else "")
+            objects.append(_object(ref))
+        for owner in named:
+            groups[owner] = objects
     events: list[dict[str, Any]] = []
-    targets: list[str | None] = [*patients] if patients else [None]
-    for patient in targets:
+    for patient, entities in groups.items():
         event = dict(base)
-        kind = ("Patient" if patient else "") + _PROFILE[action]
-        event["meta"] = {"profile": [PROFILE_BASE + kind]}
-        entities = [*shared, *([_patient(patient)] if patient else []), *request]
-        event["entity"] = entities
+        if record.interaction not in _BUNDLES:
+            event["meta"] = {"profile": [PROFILE_BASE + ("Patient" if patient else "") + _PROFILE[action]]}
+        event["entity"] = [*entities, *([_patient(patient)] if patient else []), *request]
         events.append(event)
     return events
 

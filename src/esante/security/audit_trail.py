@@ -22,10 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-import structlog
 
 from esante.db.engine import Database
-from esante.fhir.context import Outcome
+from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.definitions import Registry
 from esante.fhir.model import StoredResource, micros_to_instant
 from esante.fhir.store import ResourceStore, StoreSession
@@ -37,8 +36,6 @@ from esante.security.audit import (
     patient_from_path,
     patients_of,
 )
-
-log = structlog.get_logger("esante.audit")
 
 GENESIS = "0" * 64
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
@@ -99,8 +96,13 @@ class AuditTrail:
     async def verify(self, database: Database, progress: Callable[[int], None] | None = None) -> VerifyResult:
         """Walk the chain in ``seq`` order; the first broken link stops the walk.
 
-        ``progress`` is called with the number of rows checked so far after each batch.
+        ``progress`` is called with the number of rows checked so far after each batch. Then every AuditEvent
+        version in the store must have been chained: one written beside the trail (or a second version of one)
+        is reported too, with no ``seq``. The versions are counted *before* the walk, so events appended while
+        it runs cannot be mistaken for unchained ones.
         """
+        async with database.read() as conn:
+            versions = int(await conn.fetchval("SELECT COUNT(*) FROM resource WHERE res_type = 'AuditEvent'") or 0)
         expected_prev = GENESIS
         checked = 0
         last_seq = 0
@@ -124,6 +126,11 @@ class AuditTrail:
                 last_seq = seq
             if progress is not None:
                 progress(checked)
+        if versions > checked:
+            unchained = versions - checked
+            return VerifyResult(
+                False, checked, None, f"{unchained} AuditEvent version(s) in the store are not in the chain"
+            )
         return VerifyResult(True, checked, None, "")
 
 
@@ -160,8 +167,7 @@ class Auditor:
         path: str,
         query: Sequence[tuple[str, str]],
         body: bytes,
-        headers: dict[str, str],
-        ctx: Any,
+        ctx: RequestContext,
         status: int,
         outcome: Outcome | None,
     ) -> AuditRecord:
