@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from esante.app import Platform, build_platform, create_app
@@ -18,6 +19,7 @@ from esante.fhir.errors import FhirError, Issue
 from esante.security.audit_trail import AuditTrail, chain_hash
 from esante.security.policy import Action, AllowAllPolicy, Caller
 from tests.api.helpers import FHIR_JSON, outcome, patient
+from tests.api.test_no_500 import FORBIDDEN, json_values, keys
 
 
 async def events(platform: Platform) -> list[dict[str, Any]]:
@@ -109,8 +111,8 @@ async def test_a_search_touching_several_patients_gives_one_event_per_patient(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     ids = []
-    for given in ("Anne", "Ben", "Carla"):
-        ids.append((await client.post("/fhir/Patient", json=patient(given=given), headers=FHIR_JSON)).json()["id"])
+    for first in ("Anne", "Ben", "Carla"):
+        ids.append((await client.post("/fhir/Patient", json=patient(given=first), headers=FHIR_JSON)).json()["id"])
     for pid in ids[:2]:
         obs = {
             "resourceType": "Observation",
@@ -381,3 +383,17 @@ async def test_verify_sees_the_last_chain_row_removed(platform: Platform, client
     result = await AuditTrail().verify(platform.database)
     assert (result.ok, result.checked) == (False, 2)
     assert result.reason == "1 AuditEvent version(s) in the store are not in the chain"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=keys, value=json_values)
+async def test_mutated_writes_are_audited_and_never_crash(
+    platform: Platform, client: httpx.AsyncClient, key: str, value: object
+) -> None:
+    before = len(await events(platform))
+    resource = {"resourceType": "Patient", "name": [{"family": "Fuzz"}], key: value}
+    response = await client.post("/fhir/Patient", json=resource, headers=FHIR_JSON)
+    assert response.status_code not in FORBIDDEN, response.text
+    recorded = (await events(platform))[before:]
+    assert [(subtype(e), e["outcome"]) for e in recorded] == [("create", "0" if response.status_code == 201 else "4")]
+    assert (await AuditTrail().verify(platform.database)).ok
