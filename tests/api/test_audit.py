@@ -397,3 +397,10 @@ async def test_mutated_writes_are_audited_and_never_crash(
     recorded = (await events(platform))[before:]
     assert [(subtype(e), e["outcome"]) for e in recorded] == [("create", "0" if response.status_code == 201 else "4")]
     assert (await AuditTrail().verify(platform.database)).ok
+
+
+async def test_a_free_text_request_id_is_replaced(platform: Platform, client: httpx.AsyncClient) -> None:
+    response = await client.get("/fhir/Patient", headers={"X-Request-Id": "Marie Schmit, born 1950 " + "x" * 200})
+    replaced = response.headers["X-Request-Id"]
+    assert "Schmit" not in replaced and len(replaced) == 32
+    assert request_id((await events(platform))[-1]) == replaced
