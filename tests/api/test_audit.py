@@ -404,3 +404,23 @@ async def test_a_free_text_request_id_is_replaced(platform: Platform, client: ht
     replaced = response.headers["X-Request-Id"]
     assert "Schmit" not in replaced and len(replaced) == 32
     assert request_id((await events(platform))[-1]) == replaced
+
+
+async def test_verify_survives_rows_edited_as_text(platform: Platform, client: httpx.AsyncClient) -> None:
+    """An SQL edit may turn the stored bytes into text (SQLite) or break the JSON: reported, never a crash."""
+    for _ in range(3):
+        await client.get("/fhir/Patient")
+    async with platform.database.read() as conn:
+        chain = await conn.fetch("SELECT seq, rid FROM audit_chain ORDER BY seq")
+    _first, (s2, r2), (s3, r3) = [(int(a), int(b)) for a, b in chain]
+    async with platform.database.transaction() as conn:
+        if platform.database.dialect.is_postgres:
+            await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (b"{not json", r3))
+        else:
+            await conn.execute("UPDATE resource SET content = replace(content, 'rest', 'REST') WHERE rid = ?", (r2,))
+            await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (b"{not json", r3))
+    result = await AuditTrail().verify(platform.database)
+    if platform.database.dialect.is_postgres:
+        assert result.first_broken_seq == s3 and "not valid JSON" in result.reason
+    else:
+        assert result.first_broken_seq == s2 and "altered" in result.reason

@@ -141,8 +141,10 @@ def _check(expected_prev: str, res_id: str, hash_: str, prev_hash: str, stored_i
         return f"AuditEvent/{res_id} is missing from the store"
     if stored_id != res_id:
         return f"the chain names AuditEvent/{res_id} but the stored row is AuditEvent/{stored_id}"
+    # a row edited in SQL may come back as text (SQLite's replace() returns TEXT)
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     try:
-        actual = chain_hash(prev_hash, bytes(content))
+        actual = chain_hash(prev_hash, data)
     except orjson.JSONDecodeError:
         return f"AuditEvent/{res_id} is not valid JSON any more"
     if actual != hash_:
