@@ -424,3 +424,29 @@ async def test_verify_survives_rows_edited_as_text(platform: Platform, client: h
         assert result.first_broken_seq == s3 and "not valid JSON" in result.reason
     else:
         assert result.first_broken_seq == s2 and "altered" in result.reason
+
+
+async def test_two_workers_appending_at_once_keep_one_chain(platform: Platform, db_url: str) -> None:
+    """Two processes' worth of auditors (own pools, own group commit) only meet at the chain's lock."""
+    other = build_platform(Settings(database_url=db_url))
+    await other.database.connect()
+    try:
+        trail = AuditTrail()
+
+        async def append(target: Platform, i: int) -> None:
+            async with target.database.transaction() as conn:
+                session = target.store.session(conn)
+                event = {
+                    "resourceType": "AuditEvent",
+                    "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
+                    "recorded": "2026-11-22T09:00:00Z",
+                    "agent": [{"who": {"display": f"worker job {i}"}, "requestor": False}],
+                    "source": {"observer": {"display": "test"}},
+                }
+                await trail.append(session, event)
+
+        await asyncio.gather(*(append(platform if i % 2 else other, i) for i in range(40)))
+    finally:
+        await other.database.close()
+    result = await trail.verify(platform.database)
+    assert result == (True, 40, None, "")
