@@ -450,3 +450,17 @@ async def test_two_workers_appending_at_once_keep_one_chain(platform: Platform, 
         await other.database.close()
     result = await trail.verify(platform.database)
     assert result == (True, 40, None, "")
+
+
+async def test_the_capability_statement_lists_audit_event_as_read_only(client: httpx.AsyncClient) -> None:
+    rest = (await client.get("/fhir/metadata")).json()["rest"][0]
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert sorted(i["code"] for i in by_type["AuditEvent"]["interaction"]) == [
+        "history-instance",
+        "history-type",
+        "read",
+        "search-type",
+        "vread",
+    ]
+    assert "patient" in {p["name"] for p in by_type["AuditEvent"]["searchParam"]}
+    assert {"create", "update", "delete"} <= {i["code"] for i in by_type["Patient"]["interaction"]}
