@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from esante.app import Platform, build_platform, create_app
@@ -18,6 +19,7 @@ from esante.fhir.errors import FhirError, Issue
 from esante.security.audit_trail import AuditTrail, chain_hash
 from esante.security.policy import Action, AllowAllPolicy, Caller
 from tests.api.helpers import FHIR_JSON, outcome, patient
+from tests.api.test_no_500 import FORBIDDEN, json_values, keys
 
 
 async def events(platform: Platform) -> list[dict[str, Any]]:
@@ -109,8 +111,8 @@ async def test_a_search_touching_several_patients_gives_one_event_per_patient(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     ids = []
-    for given in ("Anne", "Ben", "Carla"):
-        ids.append((await client.post("/fhir/Patient", json=patient(given=given), headers=FHIR_JSON)).json()["id"])
+    for first in ("Anne", "Ben", "Carla"):
+        ids.append((await client.post("/fhir/Patient", json=patient(given=first), headers=FHIR_JSON)).json()["id"])
     for pid in ids[:2]:
         obs = {
             "resourceType": "Observation",
@@ -381,3 +383,84 @@ async def test_verify_sees_the_last_chain_row_removed(platform: Platform, client
     result = await AuditTrail().verify(platform.database)
     assert (result.ok, result.checked) == (False, 2)
     assert result.reason == "1 AuditEvent version(s) in the store are not in the chain"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=keys, value=json_values)
+async def test_mutated_writes_are_audited_and_never_crash(
+    platform: Platform, client: httpx.AsyncClient, key: str, value: object
+) -> None:
+    before = len(await events(platform))
+    resource = {"resourceType": "Patient", "name": [{"family": "Fuzz"}], key: value}
+    response = await client.post("/fhir/Patient", json=resource, headers=FHIR_JSON)
+    assert response.status_code not in FORBIDDEN, response.text
+    recorded = (await events(platform))[before:]
+    assert [(subtype(e), e["outcome"]) for e in recorded] == [("create", "0" if response.status_code == 201 else "4")]
+    assert (await AuditTrail().verify(platform.database)).ok
+
+
+async def test_a_free_text_request_id_is_replaced(platform: Platform, client: httpx.AsyncClient) -> None:
+    response = await client.get("/fhir/Patient", headers={"X-Request-Id": "Marie Schmit, born 1950 " + "x" * 200})
+    replaced = response.headers["X-Request-Id"]
+    assert "Schmit" not in replaced and len(replaced) == 32
+    assert request_id((await events(platform))[-1]) == replaced
+
+
+async def test_verify_survives_rows_edited_as_text(platform: Platform, client: httpx.AsyncClient) -> None:
+    """An SQL edit may turn the stored bytes into text (SQLite) or break the JSON: reported, never a crash."""
+    for _ in range(3):
+        await client.get("/fhir/Patient")
+    async with platform.database.read() as conn:
+        chain = await conn.fetch("SELECT seq, rid FROM audit_chain ORDER BY seq")
+    _first, (s2, r2), (s3, r3) = [(int(a), int(b)) for a, b in chain]
+    async with platform.database.transaction() as conn:
+        if platform.database.dialect.is_postgres:
+            await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (b"{not json", r3))
+        else:
+            await conn.execute("UPDATE resource SET content = replace(content, 'rest', 'REST') WHERE rid = ?", (r2,))
+            await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (b"{not json", r3))
+    result = await AuditTrail().verify(platform.database)
+    if platform.database.dialect.is_postgres:
+        assert result.first_broken_seq == s3 and "not valid JSON" in result.reason
+    else:
+        assert result.first_broken_seq == s2 and "altered" in result.reason
+
+
+async def test_two_workers_appending_at_once_keep_one_chain(platform: Platform, db_url: str) -> None:
+    """Two processes' worth of auditors (own pools, own group commit) only meet at the chain's lock."""
+    other = build_platform(Settings(database_url=db_url))
+    await other.database.connect()
+    try:
+        trail = AuditTrail()
+
+        async def append(target: Platform, i: int) -> None:
+            async with target.database.transaction() as conn:
+                session = target.store.session(conn)
+                event = {
+                    "resourceType": "AuditEvent",
+                    "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
+                    "recorded": "2026-11-22T09:00:00Z",
+                    "agent": [{"who": {"display": f"worker job {i}"}, "requestor": False}],
+                    "source": {"observer": {"display": "test"}},
+                }
+                await trail.append(session, event)
+
+        await asyncio.gather(*(append(platform if i % 2 else other, i) for i in range(40)))
+    finally:
+        await other.database.close()
+    result = await trail.verify(platform.database)
+    assert result == (True, 40, None, "")
+
+
+async def test_the_capability_statement_lists_audit_event_as_read_only(client: httpx.AsyncClient) -> None:
+    rest = (await client.get("/fhir/metadata")).json()["rest"][0]
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert sorted(i["code"] for i in by_type["AuditEvent"]["interaction"]) == [
+        "history-instance",
+        "history-type",
+        "read",
+        "search-type",
+        "vread",
+    ]
+    assert "patient" in {p["name"] for p in by_type["AuditEvent"]["searchParam"]}
+    assert {"create", "update", "delete"} <= {i["code"] for i in by_type["Patient"]["interaction"]}

@@ -26,7 +26,13 @@ DOCTOR = Caller(
     kind="professional",
     subject="Practitioner/dr-muller",
     purpose_of_use="TREAT",
-    attributes={"name": "Dr Anne Muller", "token_id": "jti-42", "access_token": "SECRET-TOKEN"},
+    attributes={
+        "name": "Dr Anne Muller",
+        "token_id": "jti-42",
+        "access_token": "SECRET-TOKEN",
+        "subject_role": {"system": "urn:oid:1.3.6.1.4.1.21367.100.1", "code": "physician"},
+        "client_id": "dsp-viewer",
+    },
 )
 
 
@@ -162,12 +168,13 @@ def test_agent_from_the_caller_never_carries_a_token() -> None:
     event = build_events(record("read"))[0]
     user = next(a for a in event["agent"] if a["requestor"])
     assert user["who"] == {"reference": "Practitioner/dr-muller", "display": "Dr Anne Muller"}
-    assert user["role"][0]["coding"][0]["code"] == "professional"
+    assert [r["coding"][0]["code"] for r in user["role"]] == ["professional", "physician"]
     assert user["policy"] == ["jti-42"]
     assert user["purposeOfUse"][0]["coding"][0]["code"] == "TREAT"
     assert "SECRET-TOKEN" not in json.dumps(event)
     client = event["agent"][0]
     assert client["network"] == {"address": "10.0.0.7", "type": "2"}
+    assert client["who"] == {"identifier": {"value": "dsp-viewer"}}
     assert event["source"]["observer"] == {"display": SERVER}
     anonymous = build_events(AuditRecord("read", 200, Caller(), "r", "2026-11-22T09:00:00Z", SERVER))[0]
     assert next(a for a in anonymous["agent"] if a["requestor"])["who"] == {"display": "anonymous"}

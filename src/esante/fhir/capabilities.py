@@ -17,6 +17,7 @@ from esante.fhir.search.parse import UNSUPPORTED
 if TYPE_CHECKING:
     from esante.fhir.router import FhirRouter
 
+_READ_ONLY = frozenset({"read", "vread", "history-instance", "history-type", "search-type"})
 TYPE_INTERACTIONS = (
     "read",
     "vread",
@@ -90,6 +91,18 @@ def _static_entry_cached(
     includes: tuple[str, ...],
     revincludes: tuple[str, ...],
 ) -> dict[str, Any]:
+    from esante.fhir.service import APPEND_ONLY
+
+    if name in APPEND_ONLY:  # written by the server alone (the audit trail): read and search only
+        return {
+            "type": name,
+            "versioning": "versioned",
+            "readHistory": True,
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS if code in _READ_ONLY],
+            "searchInclude": list(includes),
+            "searchRevInclude": list(revincludes),
+            "searchParam": [{"name": code, "definition": url, "type": kind} for code, kind, url in params],
+        }
     return {
         "type": name,
         "versioning": "versioned-update",

@@ -7,6 +7,7 @@ OperationOutcome (never a stack trace; the log line carries the request id and t
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -27,6 +28,7 @@ FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 _XML_HINTS = ("xml",)
 _DROP_PARAMS = {"_format", "_pretty"}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _negotiate(request: Request) -> None:
@@ -102,7 +104,9 @@ class FhirEndpoint:
         return str(request.base_url).rstrip("/") + "/fhir"
 
     async def __call__(self, request: Request) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id", "")
+        if not _REQUEST_ID.fullmatch(request_id):  # recorded in the audit trail and logs: no free text there
+            request_id = uuid.uuid4().hex
         try:
             _negotiate(request)
             body = await self._body(request) if request.method in ("POST", "PUT", "PATCH") else b""

@@ -147,17 +147,21 @@ def _user_agent(caller: Caller, role_code: str) -> dict[str, Any]:
         who["reference"] = subject
     elif subject:
         who["identifier"] = {"system": CALLER_SUBJECT, "value": subject}
+    person = caller.attributes.get("person_id") or caller.attributes.get("national_provider_identifier")
+    if isinstance(person, str) and person and "identifier" not in who:
+        who["identifier"] = {"value": person}
     name = caller.attributes.get("name") or caller.attributes.get("subject_name")
     if isinstance(name, str) and name:
         who["display"] = name
     if not who:
         who["display"] = caller.kind
-    agent: dict[str, Any] = {
-        "type": _agent_type(role_code),
-        "role": [{"coding": [_coding(ACCOUNT_KIND, caller.kind)]}],
-        "who": who,
-        "requestor": True,
-    }
+    roles = [{"coding": [_coding(ACCOUNT_KIND, caller.kind)]}]
+    subject_role = caller.attributes.get("subject_role")  # IUA: a code, or {"system": ..., "code": ...}
+    if isinstance(subject_role, dict) and isinstance(subject_role.get("code"), str):
+        roles.append({"coding": [{k: str(v) for k, v in subject_role.items() if k in ("system", "code", "display")}]})
+    elif isinstance(subject_role, str) and subject_role:
+        roles.append({"coding": [{"code": subject_role}]})
+    agent: dict[str, Any] = {"type": _agent_type(role_code), "role": roles, "who": who, "requestor": True}
     org = caller.attributes.get("organization") or caller.attributes.get("subject_organization_id")
     if isinstance(org, str) and org:
         who["display"] = f"{who['display']} ({org})" if "display" in who else org
@@ -171,6 +175,9 @@ def _user_agent(caller: Caller, role_code: str) -> dict[str, Any]:
 
 def _agents(record: AuditRecord, action: str) -> list[dict[str, Any]]:
     client: dict[str, Any] = {"requestor": False, "who": {"display": record.client_address or "unknown client"}}
+    client_id = record.caller.attributes.get("client_id")  # the OAuth client (application), when known
+    if isinstance(client_id, str) and client_id:
+        client["who"] = {"identifier": {"value": client_id}}
     if record.client_address:
         client["network"] = {"address": record.client_address, "type": "2"}
     server: dict[str, Any] = {

@@ -141,8 +141,10 @@ def _check(expected_prev: str, res_id: str, hash_: str, prev_hash: str, stored_i
         return f"AuditEvent/{res_id} is missing from the store"
     if stored_id != res_id:
         return f"the chain names AuditEvent/{res_id} but the stored row is AuditEvent/{stored_id}"
+    # a row edited in SQL may come back as text (SQLite's replace() returns TEXT)
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     try:
-        actual = chain_hash(prev_hash, bytes(content))
+        actual = chain_hash(prev_hash, data)
     except orjson.JSONDecodeError:
         return f"AuditEvent/{res_id} is not valid JSON any more"
     if actual != hash_:
@@ -159,6 +161,7 @@ class Auditor:
         self.trail = trail or AuditTrail()
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]] = []
         self._draining = False
+        self._writer: asyncio.Task[None] | None = None  # the background writer, referenced while it runs
 
     def record_of(
         self,
@@ -227,7 +230,8 @@ class Auditor:
         Group commit: requests arriving while an append transaction runs are queued and written together by
         the next one (one lock, one tail read, one flush for the whole group), so concurrent requests do not
         each wait for their own turn on the chain's lock. Every caller still returns only after its own events
-        are durable.
+        are durable. The request that finds no writer running writes its own group, then hands what queued
+        meanwhile to a background writer: no request waits for other requests' groups after its own.
         """
         events = build_events(record)
         future: asyncio.Future[list[StoredResource]] = asyncio.get_running_loop().create_future()
@@ -235,16 +239,27 @@ class Auditor:
         if not self._draining:
             self._draining = True
             try:
-                while self._pending:
-                    batch, self._pending = self._pending, []
-                    await self._write(batch)
+                batch, self._pending = self._pending, []
+                await self._write(batch)
             finally:
-                self._draining = False
-                for _events, waiting in self._pending:  # only left when the drain itself was cancelled
-                    if not waiting.done():
-                        waiting.set_exception(RuntimeError("the audit writer was interrupted"))
-                self._pending = []
+                if self._pending:
+                    self._writer = asyncio.get_running_loop().create_task(self._drain())
+                else:
+                    self._draining = False
         return await future
+
+    async def _drain(self) -> None:
+        """Write the queued groups until the queue is empty (the background writer)."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+        finally:
+            self._draining = False
+            for _events, waiting in self._pending:  # only left when the writer itself was cancelled
+                if not waiting.done():
+                    waiting.set_exception(RuntimeError("the audit writer was interrupted"))
+            self._pending = []
 
     async def _write(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]]) -> None:
         try:
