@@ -464,3 +464,20 @@ async def test_the_capability_statement_lists_audit_event_as_read_only(client: h
     ]
     assert "patient" in {p["name"] for p in by_type["AuditEvent"]["searchParam"]}
     assert {"create", "update", "delete"} <= {i["code"] for i in by_type["Patient"]["interaction"]}
+
+
+async def test_nothing_is_served_unaudited(platform: Platform, client: httpx.AsyncClient) -> None:
+    """When the audit cannot be written the request fails (500, request id only) and no data leaves."""
+    pid = (await client.post("/fhir/Patient", json=patient(family="Unaudited"), headers=FHIR_JSON)).json()["id"]
+    assert platform.auditor is not None
+
+    async def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("audit store unavailable")
+
+    platform.auditor.trail.append_many = broken  # type: ignore[method-assign]
+    response = await client.get(f"/fhir/Patient/{pid}")
+    body = outcome(response, 500)
+    assert "Unaudited" not in response.text and response.headers["X-Request-Id"] in body["issue"][0]["diagnostics"]
+    # and the writer recovers for the next requests once the audit store is back
+    del platform.auditor.trail.append_many
+    assert (await client.get(f"/fhir/Patient/{pid}")).status_code == 200

@@ -3,15 +3,18 @@
 :func:`build_events` turns one :class:`AuditRecord` (what was attempted, by whom, with which outcome and which
 resources it touched) into FHIR R4 AuditEvent dicts of the matching BALP shape:
 
-============================  ==========  ======  =====================================  ===================
-interaction                   subtype     action  agents (client, server, user)          entities
-============================  ==========  ======  =====================================  ===================
-create (PUT creating too)     create      C       110153 Source, 110152 Destination, AUT  resource (role 4)
-read / vread                  read/vread  R       110152 Destination, 110153 Source, IRCP resource (role 4)
-update / patch                update/patch U      110153 Source, 110152 Destination, AUT  resource (role 4)
-delete                        delete      D       110150 Application, custodian, AUT      resource (role 4)
-search / history / operation  search-*    E       110152 Destination, 110153 Source, IRCP query (role 24)
-============================  ==========  ======  =====================================  ===================
+=============================  ============  ======  ======================================  =================
+interaction                    subtype       action  agents (client, server, user)           entities
+=============================  ============  ======  ======================================  =================
+create (PUT creating too)      create        C       110153 Source, 110152 Destination, AUT  resource (role 4)
+read / vread                   read, vread   R       110152 Destination, 110153 Source, IRCP resource (role 4)
+update / patch                 update, patch U       110153 Source, 110152 Destination, AUT  resource (role 4)
+delete                         delete        D       110150 Application, custodian, AUT      resource (role 4)
+search, history, operation,    search-*, …   E       110152 Destination, 110153 Source, IRCP query (role 24)
+capabilities
+transaction / batch            transaction,  E       110153 Source, 110152 Destination, AUT  resources written
+                               batch                                                         (role 4)
+=============================  ============  ======  ======================================  =================
 
 When the touched resources belong to a Patient compartment the Patient* variant is produced (an entity of type 1
 Person, role 1 Patient, naming the patient), one AuditEvent per patient: a search that returned the data of three
