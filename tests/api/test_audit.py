@@ -22,6 +22,17 @@ from tests.api.helpers import FHIR_JSON, outcome, patient
 from tests.api.test_no_500 import FORBIDDEN, json_values, keys
 
 
+def _job_event(label: str) -> dict[str, Any]:
+    """A minimal AuditEvent appended directly to the trail (not produced by a REST interaction)."""
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
+        "recorded": "2026-11-22T09:00:00Z",
+        "agent": [{"who": {"display": label}, "requestor": False}],
+        "source": {"observer": {"display": "test"}},
+    }
+
+
 async def events(platform: Platform) -> list[dict[str, Any]]:
     """Every stored AuditEvent, in chain order."""
     async with platform.database.read() as conn:
@@ -233,13 +244,7 @@ async def test_concurrent_appends_keep_one_valid_chain(platform: Platform, clien
     async def append(i: int) -> None:
         async with platform.database.transaction() as conn:
             session = platform.store.session(conn)
-            event = {
-                "resourceType": "AuditEvent",
-                "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
-                "recorded": "2026-11-22T09:00:00Z",
-                "agent": [{"who": {"display": f"job {i}"}, "requestor": False}],
-                "source": {"observer": {"display": "test"}},
-            }
+            event = _job_event(f"job {i}")
             await trail.append(session, event)
 
     await asyncio.gather(*(append(i) for i in range(25)))
@@ -436,13 +441,7 @@ async def test_two_workers_appending_at_once_keep_one_chain(platform: Platform, 
         async def append(target: Platform, i: int) -> None:
             async with target.database.transaction() as conn:
                 session = target.store.session(conn)
-                event = {
-                    "resourceType": "AuditEvent",
-                    "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
-                    "recorded": "2026-11-22T09:00:00Z",
-                    "agent": [{"who": {"display": f"worker job {i}"}, "requestor": False}],
-                    "source": {"observer": {"display": "test"}},
-                }
+                event = _job_event(f"worker job {i}")
                 await trail.append(session, event)
 
         await asyncio.gather(*(append(platform if i % 2 else other, i) for i in range(40)))

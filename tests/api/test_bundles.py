@@ -20,6 +20,11 @@ def entry(method: str, url: str, resource: dict | None = None, full_url: str | N
     return item
 
 
+def observation(subject: str, text: str) -> dict:
+    """A minimal valid Observation about ``subject`` (any reference form)."""
+    return {"resourceType": "Observation", "status": "final", "code": {"text": text}, "subject": {"reference": subject}}
+
+
 def bundle(kind: str, *entries: dict) -> dict:
     return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
 
@@ -36,12 +41,7 @@ async def test_transaction_resolves_urn_uuid_and_orders_entries(client: httpx.As
         entry(
             "POST",
             "Observation",
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": {"text": "w"},
-                "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
-            },
+            observation("urn:uuid:11111111-1111-4111-8111-111111111111", "w"),
             full_url="urn:uuid:22222222-2222-4222-8222-222222222222",
         ),
         entry(
@@ -61,8 +61,8 @@ async def test_transaction_resolves_urn_uuid_and_orders_entries(client: httpx.As
     # GET runs last: it sees the patient created in the same transaction
     assert result["entry"][0]["resource"]["total"] == 1
     patient_id = result["entry"][2]["resource"]["id"]
-    observation = result["entry"][1]["resource"]
-    assert observation["subject"]["reference"] == f"Patient/{patient_id}"
+    stored_observation = result["entry"][1]["resource"]
+    assert stored_observation["subject"]["reference"] == f"Patient/{patient_id}"
     assert result["entry"][2]["response"]["location"].split("/_history")[0].endswith(f"Patient/{patient_id}")
     outcome(await client.get(f"/fhir/Patient/{old['id']}"), 410)
 
@@ -96,22 +96,12 @@ async def test_conditional_reference_and_if_none_exist(client: httpx.AsyncClient
         entry(
             "POST",
             "Observation",
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": {"text": "a"},
-                "subject": {"reference": "urn:uuid:33333333-3333-4333-8333-333333333333"},
-            },
+            observation("urn:uuid:33333333-3333-4333-8333-333333333333", "a"),
         ),
         entry(
             "POST",
             "Observation",
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": {"text": "b"},
-                "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|5550001112"},
-            },
+            observation("Patient?identifier=urn:oid:1.3.182.2.4.2|5550001112", "b"),
         ),
     )
     result = (await client.post("/fhir", json=tx, headers=FHIR_JSON)).json()
@@ -123,12 +113,7 @@ async def test_conditional_reference_and_if_none_exist(client: httpx.AsyncClient
         entry(
             "POST",
             "Observation",
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": {"text": "c"},
-                "subject": {"reference": "Patient?identifier=urn:oid:1.3.182.2.4.2|0"},
-            },
+            observation("Patient?identifier=urn:oid:1.3.182.2.4.2|0", "c"),
         ),
     )
     outcome(await client.post("/fhir", json=missing, headers=FHIR_JSON), 404)
@@ -204,12 +189,7 @@ async def test_conditional_put_fullurl_and_dangling_urns(client: httpx.AsyncClie
             entry(
                 "POST",
                 "Observation",
-                {
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "code": {"text": "x"},
-                    "subject": {"reference": urn},
-                },
+                observation(urn, "x"),
             ),
         )
 
@@ -227,12 +207,7 @@ async def test_conditional_put_fullurl_and_dangling_urns(client: httpx.AsyncClie
         entry(
             "POST",
             "Observation",
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": {"text": "y"},
-                "subject": {"reference": "urn:uuid:66666666-6666-4666-8666-666666666666"},
-            },
+            observation("urn:uuid:66666666-6666-4666-8666-666666666666", "y"),
         ),
     )
     body = outcome(await client.post("/fhir", json=dangling, headers=FHIR_JSON), 400)
