@@ -17,3 +17,17 @@ def test_migrated_database_matches_the_declared_schema(db_url: str) -> None:
         diff = compare_metadata(context, metadata)
     engine.dispose()
     assert diff == [], diff
+
+
+def test_store_tables_are_analyzed_often_on_postgresql(db_url: str) -> None:
+    if not db_url.startswith("postgres"):
+        return
+    engine = create_engine(sqlalchemy_url(db_url))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('resource', 'idx_token')"
+        ).all()
+        options = {name: reloptions for name, reloptions in rows}
+    engine.dispose()
+    for table in ("resource", "idx_token"):
+        assert "autovacuum_analyze_scale_factor=0.005" in (options[table] or []), options
