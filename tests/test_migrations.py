@@ -31,3 +31,13 @@ def test_store_tables_are_analyzed_often_on_postgresql(db_url: str) -> None:
     engine.dispose()
     for table in ("resource", "idx_token"):
         assert "autovacuum_analyze_scale_factor=0.005" in (options[table] or []), options
+
+
+def test_index_tables_have_multi_column_statistics_on_postgresql(db_url: str) -> None:
+    if not db_url.startswith("postgres"):
+        return
+    engine = create_engine(sqlalchemy_url(db_url))
+    with engine.connect() as conn:
+        names = {row[0] for row in conn.exec_driver_sql("SELECT stxname FROM pg_statistic_ext").all()}
+    engine.dispose()
+    assert {"st_idx_token_code", "st_idx_reference_target"} <= names
