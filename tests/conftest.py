@@ -39,6 +39,13 @@ _TABLES = (
     "idx_reference",
     "idx_uri",
     "audit_chain",
+    "account",
+    "account_delegation",
+    "oauth_client",
+    "oauth_code",
+    "oauth_refresh_token",
+    "oauth_revoked_token",
+    "oauth_assertion_jti",
 )
 
 

@@ -38,10 +38,21 @@ class Settings:
     token_ttl: int = 3600  # default access token lifetime, seconds
     token_max_ttl: int = 86400  # longest lifetime any token may be minted with, seconds
     key_grace_period: int = 172800  # a retired key stays published this long (≥ token_max_ttl), seconds
-    # record a BALP AuditEvent for every REST interaction (hash-chained). Off by default for now: appended
-    # synchronously it costs ~4 ms per request (bench/results/audit_overhead.json); the security issue makes it
-    # asynchronous and mandatory.
-    audit_enabled: bool = False
+    # record a BALP AuditEvent for every REST interaction (hash-chained). Always on in production; switching it
+    # off exists for benchmarks that measure the trail's own cost (the server logs a warning).
+    audit_enabled: bool = True
+    # --- accounts (compte eSanté) ---
+    password_min_length: int = 12
+    patient_totp_required: bool = True  # professionals and staff always need a second factor
+    activation_code_ttl: int = 90 * 86400  # validity of an activation letter's code, seconds
+    reset_code_ttl: int = 3 * 86400  # validity of a password-reset code, seconds
+    lockout_threshold: int = 5  # consecutive failed logins before the account locks
+    lockout_seconds: int = 900  # how long a locked account stays locked
+    # --- authorization server (OAuth 2 / SMART / IHE IUA) ---
+    auth_code_ttl: int = 60  # authorization codes, seconds (single use)
+    refresh_token_ttl: int = 30 * 86400  # refresh tokens (rotated at each use), seconds
+    rate_limit_login: int = 20  # login attempts per minute per client address (per worker)
+    rate_limit_token: int = 120  # token/introspection/revocation requests per minute per client address (per worker)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -28,6 +28,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     text,
 )
 
@@ -163,3 +164,126 @@ INDEX_TABLES: dict[str, Table] = {
     "reference": idx_reference,
     "uri": idx_uri,
 }
+
+# --- Security: accounts (compte eSanté) and the authorization server's state (see docs/security.md) -------------
+# Times in these tables are epoch *seconds* (like JWT NumericDates). Secrets are stored only as hashes: argon2id for
+# passwords, sha256 for random one-time values (activation/reset codes, authorization codes, refresh tokens), which
+# are long enough that a fast hash is safe.
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", String(64), primary_key=True),  # UUID
+    Column("kind", String(16), nullable=False),  # patient | professional | staff
+    Column("username", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # inactive | active | suspended | closed
+    Column("display_name", String(255), nullable=True),
+    Column("patient_id", String(64), nullable=True),  # Patient resource id (patient accounts)
+    Column("practitioner_id", String(64), nullable=True),  # Practitioner resource id (professional accounts)
+    Column("ehealth_id", String(16), nullable=True),  # the professional's eHealthID
+    Column("roles", String(255), nullable=False, server_default=""),  # staff roles, space-separated
+    Column("matricule", String(16), nullable=True),  # checked at activation
+    Column("email", String(255), nullable=True),
+    Column("mobile", String(32), nullable=True),
+    Column("password_hash", String(255), nullable=True),  # argon2id
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("totp_last_counter", BigInteger, nullable=True),  # a TOTP code is accepted once
+    Column("activation_code_hash", CHAR(64), nullable=True),
+    Column("activation_expires", BigInteger, nullable=True),
+    Column("reset_code_hash", CHAR(64), nullable=True),
+    Column("reset_expires", BigInteger, nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", BigInteger, nullable=True),
+    Column("tokens_valid_after", BigInteger, nullable=False, server_default="0"),  # older tokens are refused
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("uq_account_username", "username", unique=True),
+    Index("ix_account_patient", "patient_id"),
+    Index("ix_account_ehealth_id", "ehealth_id"),
+)
+
+# A DSP assistant: a patient account allowed to act for another patient (revoked links are kept for the record).
+account_delegation = Table(
+    "account_delegation",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),  # the assistant's account
+    Column("patient_id", String(64), nullable=False),  # the Patient they act for
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_account_delegation_account", "account_id", "patient_id"),
+    Index("ix_account_delegation_patient", "patient_id"),
+)
+
+# Registered OAuth clients: establishment software (SMART Backend Services, private_key_jwt) and user-facing apps
+# (authorization code + PKCE; public, or confidential with private_key_jwt).
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(32), nullable=False),  # hospital | laboratory | pharmacy | gp-software | cve | cgdis | app
+    Column("status", String(16), nullable=False),  # active | suspended
+    Column("public", Boolean, nullable=False, server_default=text("false")),
+    Column("auth_method", String(32), nullable=False),  # private_key_jwt | none
+    Column("jwks", Text, nullable=True),  # JSON Web Key Set of the client's public keys
+    Column("redirect_uris", Text, nullable=False, server_default=""),  # JSON list
+    Column("grant_types", Text, nullable=False, server_default=""),  # space-separated
+    Column("scopes", Text, nullable=False, server_default=""),  # the most the client may ever be granted
+    Column("organization", String(255), nullable=True),  # the establishment (Organization reference or name)
+    Column("tokens_valid_after", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("code_hash", CHAR(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("person_id", String(64), nullable=True),  # the patient context chosen at consent
+    Column("subject_role", String(16), nullable=False),  # patient | assistant | professional | staff
+    Column("code_challenge", String(128), nullable=False),  # PKCE S256
+    Column("nonce", String(255), nullable=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+oauth_refresh_token = Table(
+    "oauth_refresh_token",
+    metadata,
+    Column("token_hash", CHAR(64), primary_key=True),
+    Column("family", String(64), nullable=False),  # one family per authorization; reuse revokes the family
+    Column("client_id", String(128), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("person_id", String(64), nullable=True),
+    Column("subject_role", String(16), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Column("revoked", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_oauth_refresh_token_family", "family"),
+    Index("ix_oauth_refresh_token_account", "account_id"),
+)
+
+# Access tokens revoked before their expiry (revocation endpoint); rows past expires_at may be purged.
+oauth_revoked_token = Table(
+    "oauth_revoked_token",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# jti of client assertions (private_key_jwt) already used: a replayed assertion is refused until it expires.
+oauth_assertion_jti = Table(
+    "oauth_assertion_jti",
+    metadata,
+    Column("jti_key", CHAR(64), primary_key=True),  # sha256(client_id || jti)
+    Column("expires_at", BigInteger, nullable=False),
+)
