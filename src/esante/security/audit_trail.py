@@ -233,7 +233,10 @@ class Auditor:
         are durable. The request that finds no writer running writes its own group, then hands what queued
         meanwhile to a background writer: no request waits for other requests' groups after its own.
         """
-        events = build_events(record)
+        return await self.record_events(build_events(record))
+
+    async def record_events(self, events: list[dict[str, Any]]) -> list[StoredResource]:
+        """Append prebuilt AuditEvents (authentication, token and authorization-decision events) durably."""
         future: asyncio.Future[list[StoredResource]] = asyncio.get_running_loop().create_future()
         self._pending.append((events, future))
         if not self._draining:

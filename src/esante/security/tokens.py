@@ -177,12 +177,38 @@ class TokenClaims:
         return None
 
     def to_caller(self) -> Caller:
-        """The policy seam's view of this token (kind from the IUA role, else anonymous; subject = ``sub``)."""
+        """The policy seam's view of this token (kind from the IUA role, else anonymous; subject = ``sub``).
+
+        Platform claims beside the IUA ones: ``acct`` (the account the token was issued to), ``fhirUser``
+        (``Patient/x`` or ``Practitioner/x``) and ``roles`` (staff roles, RFC 9068 §2.2.3.1).
+        """
         iua = self.iua or IuaClaims()
-        attributes: dict[str, Any] = {"client_id": self.client_id, "jti": self.jwt_id, "exp": self.expires_at}
-        for name in ("person_id", "national_provider_identifier", "subject_organization", "subject_organization_id"):
+        attributes: dict[str, Any] = {
+            "client_id": self.client_id,
+            "jti": self.jwt_id,
+            "exp": self.expires_at,
+            "iat": self.issued_at,
+        }
+        for name in (
+            "person_id",
+            "national_provider_identifier",
+            "subject_organization",
+            "subject_organization_id",
+            "subject_name",
+        ):
             if getattr(iua, name):
                 attributes[name] = getattr(iua, name)
+        if iua.subject_role is not None:
+            attributes["subject_role"] = iua.subject_role.to_json()
+        account = self.claims.get("acct")
+        if isinstance(account, str) and account:
+            attributes["account_id"] = account
+        fhir_user = self.claims.get("fhirUser")
+        if isinstance(fhir_user, str) and fhir_user:
+            attributes["fhir_user"] = fhir_user
+        roles = self.claims.get("roles")
+        if isinstance(roles, list):
+            attributes["roles"] = tuple(r for r in roles if isinstance(r, str))
         return Caller(
             kind=self.role or "anonymous",
             subject=self.subject,
