@@ -249,6 +249,8 @@ oauth_code = Table(
     Column("subject_role", String(16), nullable=False),  # patient | assistant | professional | staff
     Column("code_challenge", String(128), nullable=False),  # PKCE S256
     Column("nonce", String(255), nullable=True),
+    Column("purpose_of_use", String(16), nullable=True),  # v3 ActReason code asked at authorization
+    Column("access_jti", String(64), nullable=True),  # the access token issued from it (revoked if reused)
     Column("expires_at", BigInteger, nullable=False),
     Column("used", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", BigInteger, nullable=False),
@@ -264,6 +266,8 @@ oauth_refresh_token = Table(
     Column("scope", Text, nullable=False),
     Column("person_id", String(64), nullable=True),
     Column("subject_role", String(16), nullable=False),
+    Column("purpose_of_use", String(16), nullable=True),
+    Column("access_jti", String(64), nullable=True),  # the access token issued with it (revoked with the family)
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
