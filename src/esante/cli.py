@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from esante.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from esante.security.keys import KeyRing
+    from esante.security.oauth.client_store import ClientStore
+
+T = TypeVar("T")
 
 app = typer.Typer(help="eSanté national eHealth platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management (Alembic).", no_args_is_help=True)
@@ -22,6 +26,8 @@ keys_app = typer.Typer(help="The authorization server's signing keys (under <var
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="The audit trail (IHE BALP AuditEvents, hash-chained).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+clients_app = typer.Typer(help="Registered OAuth clients (establishment software, SMART apps).", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -224,6 +230,143 @@ def token(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     typer.echo(value)
+
+
+def _clients(settings: Settings, action: Callable[[ClientStore], Awaitable[T]]) -> T:
+    """Run ``action`` on the client registry of the configured database; a refusal exits with code 2."""
+    from esante.db.engine import create_database
+    from esante.security.oauth.client_store import ClientStore
+    from esante.security.oauth.clients import ClientError
+
+    async def run() -> T:
+        database = create_database(settings.effective_database_url, pool_size=2)
+        await database.connect()
+        try:
+            return await action(ClientStore(database))
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(run())
+    except ClientError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@clients_app.command("register")
+def clients_register(
+    client_id: Annotated[str, typer.Option("--id", help="The client_id (A-Z a-z 0-9 . _ -).")],
+    name: Annotated[str, typer.Option("--name", help="Display name (shown on the consent page).")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="hospital | laboratory | pharmacy | gp-software | cve | cgdis | app")
+    ],
+    jwks: Annotated[Path | None, typer.Option("--jwks", help="JWKS file of the client's public keys.")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="PEM public key file.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Redirect URI (repeatable; authorization_code).")
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="Public client (no keys, PKCE only).")] = False,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help='The most it may be granted, e.g. "system/*.rs".')
+    ] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option("--grant", help="client_credentials | authorization_code | refresh_token (repeatable)."),
+    ] = None,
+    organization: Annotated[str | None, typer.Option("--organization", help="The establishment.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register an OAuth client: its keys (JWKS or PEM public key), redirect URIs, grants and scopes."""
+    import time
+
+    from esante.security.oauth.clients import ClientError, Registration, build_client, jwks_from_pem, parse_jwks
+
+    settings = _settings(config, db)
+    try:
+        if jwks is not None and public_key is not None:
+            raise ClientError("give --jwks or --public-key, not both")
+        keys = None
+        if jwks is not None:
+            keys = parse_jwks(_read_file(jwks).decode("utf-8", "replace"))
+        elif public_key is not None:
+            keys = jwks_from_pem(_read_file(public_key))
+        registration = Registration(
+            client_id=client_id,
+            name=name,
+            kind=kind,
+            jwks=keys,
+            redirect_uris=tuple(redirect_uri or ()),
+            public=public,
+            scopes=" ".join(scope or ()),
+            grant_types=tuple(grant or ()),
+            organization=organization,
+        )
+        client = build_client(registration, int(time.time()))
+    except ClientError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    _clients(settings, lambda store: store.register(client))
+    typer.echo(client.client_id)
+    kids = ", ".join(client.key_ids()) or "none"
+    typer.echo(
+        f"registered {client.kind} client {client.client_id} ({client.auth_method}; grants "
+        f"{' '.join(client.grant_types)}; keys {kids})",
+        err=True,
+    )
+
+
+def _read_file(path: Path) -> bytes:
+    from esante.security.oauth.clients import ClientError
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ClientError(f"cannot read {path}: {error.strerror}") from error
+    if len(data) > 1_000_000:
+        raise ClientError(f"{path} is larger than 1 MB")
+    return data
+
+
+@clients_app.command("list")
+def clients_list(db: DbOption = None, config: ConfigOption = None) -> None:
+    """List the clients: id, kind, status, authentication, grants, scopes, organization."""
+    settings = _settings(config, db)
+    clients = _clients(settings, lambda store: store.list())
+    typer.echo("client_id\tkind\tstatus\tauth_method\tgrants\tscopes\torganization")
+    for c in clients:
+        grants = ",".join(c.grant_types)
+        typer.echo(
+            f"{c.client_id}\t{c.kind}\t{c.status}\t{c.auth_method}\t{grants}\t{c.scopes}\t{c.organization or '-'}"
+        )
+
+
+@clients_app.command("suspend")
+def clients_suspend(
+    client_id: Annotated[str, typer.Argument(help="The client to suspend.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Suspend a client: its requests are refused, its tokens become inactive, its refresh tokens are revoked."""
+    import time
+
+    settings = _settings(config, db)
+    client = _clients(settings, lambda store: store.suspend(client_id, int(time.time())))
+    typer.echo(f"client {client.client_id} suspended; its tokens are no longer accepted")
+
+
+@clients_app.command("reactivate")
+def clients_reactivate(
+    client_id: Annotated[str, typer.Argument(help="The client to reactivate.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Reactivate a suspended client (tokens issued before the suspension stay refused)."""
+    import time
+
+    settings = _settings(config, db)
+    client = _clients(settings, lambda store: store.reactivate(client_id, int(time.time())))
+    typer.echo(f"client {client.client_id} active")
 
 
 def _safe(settings: Settings) -> str:
