@@ -18,10 +18,10 @@ class EHealthIdError(ValueError):
 def parse_ehealth_id(text: str) -> str:
     """The normalised eHealthID (10 digits), or :class:`EHealthIdError` naming the problem."""
     value = text.strip().translate(_SEPARATORS)
-    if not value.isascii() or not value.isdigit():
-        raise EHealthIdError("an eHealthID has only digits")
     if len(value) != 10:
         raise EHealthIdError(f"an eHealthID has 10 digits, not {len(value)}")
+    if not value.isascii() or not value.isdigit():
+        raise EHealthIdError("an eHealthID has only digits")
     if value[9] != luhn_digit(value[:9]):
         raise EHealthIdError("the eHealthID's check digit (10th) is wrong")
     return value

@@ -41,10 +41,10 @@ def normalize(text: str) -> str:
 def parse_matricule(text: str) -> Matricule:
     """Check ``text`` and return the normalised matricule, or raise :class:`MatriculeError` naming the problem."""
     value = normalize(text)
-    if not value.isascii() or not value.isdigit():
-        raise MatriculeError("a matricule has only digits")
     if len(value) not in (11, 13):
         raise MatriculeError(f"a matricule has 13 digits (or 11 in the old form), not {len(value)}")
+    if not value.isascii() or not value.isdigit():
+        raise MatriculeError("a matricule has only digits")
     _check_date(value[:8])
     if len(value) == 11:
         return Matricule(value, old=True)
