@@ -101,7 +101,13 @@ def test_ehealth_id_with_its_luhn_digit() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("123456789", "10 digits"), ("12345678901", "10 digits"), ("12345abc90", "only digits"), ("12345678 9x", "only digits"), ("", "10 digits")],
+    [
+        ("123456789", "10 digits"),
+        ("12345678901", "10 digits"),
+        ("12345abc90", "only digits"),
+        ("12345678 9x", "only digits"),
+        ("", "10 digits"),
+    ],
 )
 def test_ehealth_id_malformed(value: str, message: str) -> None:
     with pytest.raises(EHealthIdError, match=message):
