@@ -14,6 +14,8 @@ from rich.console import Console
 from esante.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from esante.security.accounts.letters import ActivationLetter
+    from esante.security.accounts.service import AccountService
     from esante.security.keys import KeyRing
     from esante.security.oauth.client_store import ClientStore
 
@@ -28,6 +30,8 @@ audit_app = typer.Typer(help="The audit trail (IHE BALP AuditEvents, hash-chaine
 app.add_typer(audit_app, name="audit")
 clients_app = typer.Typer(help="Registered OAuth clients (establishment software, SMART apps).", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
+accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension, delegations.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -367,6 +371,233 @@ def clients_reactivate(
     settings = _settings(config, db)
     client = _clients(settings, lambda store: store.reactivate(client_id, int(time.time())))
     typer.echo(f"client {client.client_id} active")
+
+
+def _accounts(settings: Settings, action: Callable[[AccountService], Awaitable[T]]) -> T:
+    """Run ``action`` on the account service of the configured database (migrated first, so a fresh var/ works);
+    a refused operation exits with code 2 and its one-line reason on stderr."""
+    from esante.db.engine import create_database
+    from esante.db.migrate import upgrade
+    from esante.security.accounts.model import AccountError
+    from esante.security.accounts.service import AccountService
+
+    upgrade(settings.effective_database_url)
+    _log_to_stderr()
+
+    async def run() -> T:
+        database = create_database(settings.effective_database_url, pool_size=2)
+        await database.connect()
+        try:
+            return await action(AccountService(database, settings))
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(run())
+    except AccountError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+
+
+def _log_to_stderr() -> None:
+    """Keep stdout for the command's output (ids, letters): structlog's default configuration prints to stdout."""
+    import sys
+
+    import structlog
+
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
+
+
+LetterFormat = Annotated[str, typer.Option("--format", help="text | html (printable).")]
+LetterOut = Annotated[Path | None, typer.Option("--out", help="Write the letter to this file (mode 0600).")]
+
+
+def _emit_letter(letter: ActivationLetter, fmt: str, out: Path | None) -> None:
+    """Print the letter, or write it to ``out`` readable by its owner only (it holds a one-time code)."""
+    from esante.security.accounts.letters import render_html, render_text
+
+    content = render_html(letter) if fmt == "html" else render_text(letter)
+    if out is None:
+        typer.echo(content, nl=False)
+        return
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(content)
+    except OSError as error:
+        typer.echo(f"error: cannot write {out}: {error.strerror}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"letter written to {out}", err=True)
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in ("text", "html"):
+        typer.echo("error: --format must be text or html", err=True)
+        raise typer.Exit(2)
+    return fmt
+
+
+@accounts_app.command("create")
+def accounts_create(
+    kind: Annotated[str, typer.Option("--kind", help="patient | professional | staff")],
+    username: Annotated[str, typer.Option("--username", help="Login name (3-128: letters, digits, . _ @ -).")],
+    patient: Annotated[str | None, typer.Option("--patient", help="Patient resource id (patient).")] = None,
+    practitioner: Annotated[
+        str | None, typer.Option("--practitioner", help="Practitioner resource id (professional).")
+    ] = None,
+    ehealth_id: Annotated[str | None, typer.Option("--ehealth-id", help="eHealthID (professional).")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="administrator | identity-vigilance | statistician (staff; repeatable)."),
+    ] = None,
+    matricule: Annotated[str | None, typer.Option("--matricule", help="National identification number.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="E-mail address (checked at activation).")] = None,
+    mobile: Annotated[str | None, typer.Option("--mobile", help="Mobile number (checked at activation).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name printed on the letter.")] = None,
+    letter_format: Annotated[str, typer.Option("--letter-format", help="text | html (printable).")] = "text",
+    out: LetterOut = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an inactive account; prints its id, then the activation letter with its one-time code."""
+    fmt = _check_format(letter_format)
+    settings = _settings(config, db)
+    account, letter = _accounts(
+        settings,
+        lambda service: service.create(
+            kind,
+            username,
+            patient_id=patient,
+            practitioner_id=practitioner,
+            ehealth_id=ehealth_id,
+            roles=tuple(role or ()),
+            matricule=matricule,
+            email=email,
+            mobile=mobile,
+            display_name=name,
+        ),
+    )
+    typer.echo(account.id)
+    _emit_letter(letter, fmt, out)
+
+
+@accounts_app.command("list")
+def accounts_list(
+    kind: Annotated[str | None, typer.Option("--kind", help="patient | professional | staff")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="inactive | active | suspended | closed")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many rows.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many rows.")] = 0,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List accounts (no secrets): id, kind, username, status, name, link, second factor, lock."""
+    from rich.table import Table
+
+    from esante.security.accounts.model import AccountKind, AccountStatus
+
+    try:
+        kind_filter = AccountKind(kind) if kind else None
+        status_filter = AccountStatus(status) if status else None
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    settings = _settings(config, db)
+    rows = _accounts(settings, lambda service: service.list(kind_filter, status_filter, limit, offset))
+    table = Table("id", "kind", "username", "status", "name", "link", "totp", "locked until", box=None)
+    table.columns[0].no_wrap = True
+    for a in rows:
+        link = a.fhir_user or " ".join(r.value for r in a.roles)
+        if a.ehealth_id:
+            link += f" ({a.ehealth_id})"
+        locked = str(a.locked_until) if a.locked_until else "-"
+        table.add_row(
+            a.id,
+            a.kind.value,
+            a.username,
+            a.status.value,
+            a.display_name or "-",
+            link,
+            "yes" if a.totp_enabled else "no",
+            locked,
+        )
+    # piped into grep or a file, the table is not cut to 80 columns
+    (console if console.is_terminal else Console(width=250)).print(table)
+    typer.echo(f"{len(rows)} account(s)", err=True)
+
+
+def _status_command(action: str, help_text: str) -> None:
+    def command(
+        account_id: Annotated[str, typer.Argument(help="The account id.")],
+        db: DbOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        settings = _settings(config, db)
+        account = _accounts(settings, lambda service: getattr(service, action)(account_id))
+        typer.echo(f"account {account.id} ({account.username}): {account.status.value}")
+
+    command.__doc__ = help_text
+    accounts_app.command(action)(command)
+
+
+_status_command("suspend", "Suspend an account: logins are refused and its tokens stop working at once.")
+_status_command("reactivate", "Lift a suspension (tokens issued before it stay refused).")
+_status_command("close", "Close an account for good: access stops, its secrets are erased.")
+_status_command("unlock", "Lift a lockout after repeated failed logins.")
+
+
+@accounts_app.command("activation-letter")
+def accounts_activation_letter(
+    account_id: Annotated[str, typer.Argument(help="The inactive account.")],
+    fmt: LetterFormat = "text",
+    out: LetterOut = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A new activation letter (new code; the previous one stops working)."""
+    _check_format(fmt)
+    settings = _settings(config, db)
+    _emit_letter(_accounts(settings, lambda service: service.activation_letter(account_id)), fmt, out)
+
+
+@accounts_app.command("reset-code")
+def accounts_reset_code(
+    account_id: Annotated[str, typer.Argument(help="The active account.")],
+    fmt: LetterFormat = "text",
+    out: LetterOut = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A password-reset letter with a one-time code (valid reset_code_ttl seconds)."""
+    _check_format(fmt)
+    settings = _settings(config, db)
+    _emit_letter(_accounts(settings, lambda service: service.issue_reset_code(account_id)), fmt, out)
+
+
+@accounts_app.command("delegate")
+def accounts_delegate(
+    assistant_id: Annotated[str, typer.Argument(help="The assistant's (patient) account id.")],
+    patient_id: Annotated[str, typer.Argument(help="The Patient id the assistant may act for.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a patient account the DSP assistant of another patient."""
+    settings = _settings(config, db)
+    _accounts(settings, lambda service: service.add_delegation(assistant_id, patient_id))
+    typer.echo(f"account {assistant_id} now assists Patient/{patient_id}")
+
+
+@accounts_app.command("undelegate")
+def accounts_undelegate(
+    assistant_id: Annotated[str, typer.Argument(help="The assistant's account id.")],
+    patient_id: Annotated[str, typer.Argument(help="The Patient id.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke an assistant's delegation (the record is kept)."""
+    settings = _settings(config, db)
+    _accounts(settings, lambda service: service.revoke_delegation(assistant_id, patient_id))
+    typer.echo(f"account {assistant_id} no longer assists Patient/{patient_id}")
 
 
 def _safe(settings: Settings) -> str:
