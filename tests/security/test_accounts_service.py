@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -491,3 +492,22 @@ async def test_delegations(accounts: AccountService, clock: FakeClock, database:
     await accounts.close(assistant.id)
     assert await accounts.delegations(assistant.id) == []
     assert await code_for(AccountError, accounts.add_delegation(assistant.id, "pat-2")) == "invalid_state"
+
+
+# ---------------------------------------------------------------- concurrency
+async def test_concurrent_logins_with_one_code_succeed_once(accounts: AccountService, clock: FakeClock) -> None:
+    account, secret = await active_patient(accounts, clock)
+    code = totp.code_at(secret, clock())
+    results = await asyncio.gather(
+        *(accounts.authenticate("alice", PASSWORD, code) for _ in range(4)), return_exceptions=True
+    )
+    assert sum(1 for r in results if not isinstance(r, Exception)) == 1
+    refusals = [r for r in results if isinstance(r, AuthenticationError)]
+    assert len(refusals) == 3 and {r.code for r in refusals} == {"invalid_credentials"}
+    assert (await accounts.get(account.id)).failed_logins == 3  # type: ignore[union-attr]
+
+
+async def test_concurrent_failures_are_all_counted(accounts: AccountService, clock: FakeClock) -> None:
+    account, _secret = await active_patient(accounts, clock)
+    await asyncio.gather(*(accounts.authenticate("alice", "wrong password!") for _ in range(4)), return_exceptions=True)
+    assert (await accounts.get(account.id)).failed_logins == 4  # type: ignore[union-attr]
