@@ -1,0 +1,47 @@
+"""Whether an issued (validly signed, unexpired) access token is still active.
+
+A signature only proves the token was issued; it stays usable until one of these happens, checked here for
+introspection (ITI-102) and usable by the resource server's bearer check:
+
+- it was revoked (``oauth_revoked_token``: the revocation endpoint, or a reused code / refresh token);
+- its account (``acct``) is no longer active, or the token was issued before ``account.tokens_valid_after``
+  (password reset, suspension);
+- its client is suspended, or the token was issued before ``oauth_client.tokens_valid_after``. A client id
+  that is not registered (``esante token`` tokens) is not a reason: such tokens are the operator's own.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from esante.security.accounts.model import Account, AccountStatus
+from esante.security.oauth.client_store import ClientStore
+from esante.security.oauth.grant_store import GrantStore
+from esante.security.tokens import TokenClaims
+
+
+class AccountLookup(Protocol):
+    async def get(self, account_id: str) -> Account | None: ...
+
+
+async def inactive_reason(
+    claims: TokenClaims, grants: GrantStore, clients: ClientStore, accounts: AccountLookup
+) -> str | None:
+    """None when the token is active; else why not: ``revoked``, ``account_inactive``, ``account_reset``,
+    ``client_suspended``, ``client_reset``."""
+    if await grants.is_revoked(claims.jwt_id):
+        return "revoked"
+    client = await clients.get(claims.client_id)
+    if client is not None:
+        if not client.active:
+            return "client_suspended"
+        if claims.issued_at < client.tokens_valid_after:
+            return "client_reset"
+    account_id = claims.claims.get("acct")
+    if isinstance(account_id, str) and account_id:
+        account = await accounts.get(account_id)
+        if account is None or account.status is not AccountStatus.ACTIVE:
+            return "account_inactive"
+        if claims.issued_at < account.tokens_valid_after:
+            return "account_reset"
+    return None
