@@ -29,7 +29,7 @@ def test_db_upgrade_uses_env_configuration(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "esante.sqlite3").exists()
-    assert current(load_settings().effective_database_url) == "0003"
+    assert current(load_settings().effective_database_url) == "0004"
 
 
 def test_config_file_and_precedence(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -62,18 +62,38 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
         base = f"http://127.0.0.1:{port}/fhir"
         for _ in range(150):
             try:
-                if httpx.get(f"{base}/Patient?_summary=count").status_code == 200:
+                if httpx.get(f"{base}/metadata").status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        assert httpx.get(f"{base}/Patient?_summary=count").json()["total"] == 20
-        assert httpx.get(f"{base}/DocumentReference").json()["total"] == 1
+        assert httpx.get(f"{base}/Patient").status_code == 401, "no token, no data"
+        # the token the server printed how to get: the demo integrator's, minted by the operator's CLI
+        minted = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "esante.cli",
+                "token",
+                "--as",
+                "system:demo-integrator",
+                "--db",
+                f"sqlite:///{elsewhere}",
+            ],
+            env=dict(env, ESANTE_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        auth = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+        assert httpx.get(f"{base}/Patient?_summary=count", headers=auth).json()["total"] == 20
+        assert httpx.get(f"{base}/DocumentReference", headers=auth).json()["total"] == 1
         # the README's example search finds demo patients
-        assert httpx.get(f"{base}/Patient?address-city=luxembourg&_sort=family&_count=5").json()["total"] == 4
+        found = httpx.get(f"{base}/Patient?address-city=luxembourg&_sort=family&_count=5", headers=auth).json()
+        assert found["total"] == 4
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
-    assert base in output
+    assert base in output and "esante token --as system:demo-integrator" in output
     # the served app used the --db given on the command line, not the default under var/
     assert elsewhere.exists() and not (tmp_path / "var" / "esante.sqlite3").exists()
     assert (tmp_path / "var" / "blobs").is_dir()

@@ -32,7 +32,11 @@ from esante.fhir.validate_operation import VALIDATE
 from esante.security.audit_trail import Auditor
 from esante.security.jwks import CACHE_CONTROL, jwks_document
 from esante.security.keys import KeyRing
-from esante.security.policy import AllowAllPolicy, Policy
+from esante.security.pdp.decision import Rule
+from esante.security.pdp.enforce import PolicyEnforcer
+from esante.security.pdp.engine import PolicyDecisionPoint
+from esante.security.pdp.rules import default_rules
+from esante.security.resource_server import ResourceServer
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -49,22 +53,28 @@ class Platform:
     hooks: HookRegistry
     operations: OperationRegistry
     keyring: KeyRing  # the authorization server's signing keys (lazy: files are created on first use)
+    policy: PolicyDecisionPoint  # services add their access rules here (policy.add_rule)
+    resource_server: ResourceServer  # the bearer-token gate of /fhir (services add token checks here)
     auditor: Auditor | None = None
 
 
-def build_platform(settings: Settings, policy: Policy | None = None) -> Platform:
+def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platform:
+    """Wire the platform; ``rules`` replaces the default access rules (tests of the policy seam)."""
+    registry = get_registry()
     database = create_database(settings.effective_database_url, pool_size=settings.db_pool_size)
     hooks = HookRegistry()
     store = ResourceStore(database, hooks)
-    service = FhirService(
-        get_registry(), policy or AllowAllPolicy(), settings.default_page_size, settings.max_page_size
-    )
+    pdp = PolicyDecisionPoint(registry, default_rules(registry, settings.roles_file) if rules is None else rules)
+    service = FhirService(registry, PolicyEnforcer(pdp, registry), settings.default_page_size, settings.max_page_size)
     operations = OperationRegistry()
     operations.register(VALIDATE)
-    auditor = Auditor(store, get_registry()) if settings.audit_enabled else None
-    router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor)
+    auditor = Auditor(store, registry) if settings.audit_enabled else None
     keyring = KeyRing.from_settings(settings)
-    return Platform(settings, database, store, service, router, hooks, operations, keyring, auditor)
+    resource_server = ResourceServer(settings, keyring, database)
+    router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor, resource_server)
+    return Platform(
+        settings, database, store, service, router, hooks, operations, keyring, pdp, resource_server, auditor
+    )
 
 
 def warm_up() -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from esante.security.accounts.service import AccountService
     from esante.security.keys import KeyRing
     from esante.security.oauth.client_store import ClientStore
+    from esante.security.tokens import Principal
 
 T = TypeVar("T")
 
@@ -65,6 +66,12 @@ def serve(
 
         created = asyncio.run(load_demo(settings))
         console.print(f"demo data: {created} resources loaded" if created else "demo data: store not empty, kept")
+        console.print(
+            "every /fhir request needs an access token; for the demo, as an integrator with all rights:\n"
+            "  TOKEN=$(.venv/bin/esante token --as system:demo-integrator)\n"
+            '  curl -H "Authorization: Bearer $TOKEN" '
+            f"http://{settings.host}:{settings.port}/fhir/Patient?_count=5"
+        )
     base = f"http://{settings.host}:{settings.port}/fhir"
     console.print(f"[bold green]eSanté FHIR server[/] at [bold]{base}[/] (database: {_safe(settings)})")
     if workers > 1 and not settings.effective_database_url.startswith("postgres"):
@@ -219,18 +226,50 @@ def token(
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="IUA purpose_of_use code (v3 ActReason, default per role).")
     ] = None,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Staff role(s): administrator, identity-vigilance, statistician.")
+    ] = None,
+    db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Mint a signed access token with the server's key and print it (for tests and scripted integrations)."""
+    """Mint a signed access token with the server's key and print it (for tests and scripted integrations).
+
+    The token carries what the platform knows of the principal: a system client's registered scopes, an existing
+    account's binding (so suspending the account stops the token), a staff account's roles.
+    """
+    from esante.db.engine import create_database
+    from esante.db.migrate import upgrade
+    from esante.security.operator_tokens import OperatorTokenError, TokenPlan, plan_token
     from esante.security.scopes import ScopeError
     from esante.security.tokens import mint_for, principal
 
-    settings = _settings(config)
+    settings = _settings(config, db)
+
+    async def plan(who: Principal) -> TokenPlan:
+        database = create_database(settings.effective_database_url, pool_size=1)
+        await database.connect()
+        try:
+            async with database.read() as conn:
+                return await plan_token(conn, who, scope, list(role or []))
+        finally:
+            await database.close()
+
     try:
         who = principal(as_)
+        upgrade(settings.effective_database_url)
+        planned = asyncio.run(plan(who))
         ring = _keyring(settings)
-        value = mint_for(settings, ring, who, scope=scope, ttl=ttl, audience=aud, purpose_of_use=purpose)
-    except (ValueError, ScopeError) as error:
+        value = mint_for(
+            settings,
+            ring,
+            who,
+            scope=planned.scope,
+            ttl=ttl,
+            audience=aud,
+            purpose_of_use=purpose,
+            extra_claims=planned.extra_claims,
+        )
+    except (ValueError, ScopeError, OperatorTokenError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     typer.echo(value)

@@ -41,6 +41,7 @@ class Settings:
     # record a BALP AuditEvent for every REST interaction (hash-chained). Always on in production; switching it
     # off exists for benchmarks that measure the trail's own cost (the server logs a warning).
     audit_enabled: bool = True
+    roles_file: str = ""  # JSON table of what each staff role may do; empty → the packaged default (roles.json)
     # --- accounts (compte eSanté) ---
     password_min_length: int = 12
     patient_totp_required: bool = True  # professionals and staff always need a second factor

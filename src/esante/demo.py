@@ -9,11 +9,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import time
 from typing import Any
 
-from esante.app import build_platform
+from esante.app import Platform, build_platform
 from esante.config import Settings
 from esante.fhir.context import RequestContext
+from esante.security.policy import Caller
+
+# the demo loader writes as a system process of the platform itself (like any establishment software would)
+DEMO_LOADER = Caller(kind="system", subject="esante-demo-loader", scopes=("system/*.cruds",))
 
 _FAMILIES = [
     "Schmit",
@@ -123,16 +128,36 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
+DEMO_CLIENT = "demo-integrator"
+"""A system client registered with the demo data, for operator tokens (``esante token --as system:demo-integrator``).
+It has no keys, so it cannot obtain tokens from the token endpoint itself."""
+
+
+async def register_demo_client(platform: Platform) -> None:
+    now = int(time.time())
+    async with platform.database.transaction() as conn:
+        if await conn.fetchval("SELECT 1 FROM oauth_client WHERE client_id = ?", (DEMO_CLIENT,)):
+            return
+        await conn.execute(
+            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
+            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at)"
+            " VALUES (?, ?, 'hospital', 'active', ?, 'private_key_jwt', ?, '[]', 'client_credentials', ?, ?, 0, ?, ?)",
+            (DEMO_CLIENT, "Demo integration (all rights)", False, '{"keys": []}', "system/*.cruds", "demo", now, now),
+        )
+
+
 async def load_demo(settings: Settings) -> int:
-    """Load the demo Bundle into an empty store; returns the number of resources created (0 if not empty)."""
+    """Load the demo Bundle into an empty store and register the demo client; returns the number of resources
+    created (0 if the store was not empty)."""
     platform = build_platform(settings)
     await platform.database.connect()
     try:
         async with platform.database.read() as conn:
             if await conn.fetchval("SELECT 1 FROM resource LIMIT 1"):
                 return 0
-        outcome = await platform.router.bundles.process(RequestContext(), demo_bundle())
+        outcome = await platform.router.bundles.process(RequestContext(caller=DEMO_LOADER), demo_bundle())
         assert isinstance(outcome.body, dict)
+        await register_demo_client(platform)
         return len(outcome.body["entry"])
     finally:
         await platform.database.close()

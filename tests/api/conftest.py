@@ -10,6 +10,7 @@ import pytest
 
 from esante.app import Platform, build_platform, create_app
 from esante.config import Settings
+from tests.auth import bearer, register_client
 
 
 @pytest.fixture
@@ -20,6 +21,7 @@ async def platform(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) 
     settings = Settings(var_dir=tmp_path, database_url=db_url, max_body_bytes=200_000, audit_enabled=audit)
     built = build_platform(settings)
     await built.database.connect()
+    await register_client(built.database)
     try:
         yield built
     finally:
@@ -28,7 +30,9 @@ async def platform(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client acting as a registered system client with every permission (``system/*.cruds``)."""
     app = create_app(platform.settings, platform)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    headers = bearer(platform.settings)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as http:
         yield http

@@ -15,11 +15,10 @@ from typer.testing import CliRunner
 from esante.app import Platform, build_platform, create_app
 from esante.cli import app as cli
 from esante.config import Settings
-from esante.fhir.errors import FhirError, Issue
 from esante.security.audit_trail import AuditTrail, chain_hash
-from esante.security.policy import Action, AllowAllPolicy, Caller
 from tests.api.helpers import FHIR_JSON, outcome, patient
 from tests.api.test_no_500 import FORBIDDEN, json_values, keys
+from tests.auth import bearer
 
 
 def _job_event(label: str) -> dict[str, Any]:
@@ -96,14 +95,10 @@ async def test_failed_and_denied_attempts_are_recorded(platform: Platform, clien
     outcome(await client.get("/fhir/Patient/nobody"), 404)
     outcome(await client.post("/fhir/Patient", json={"resourceType": "Patient", "gender": 7}, headers=FHIR_JSON), 400)
 
-    class NoObservationWrites(AllowAllPolicy):
-        async def authorize(self, caller: Caller, action: Action) -> None:
-            if action.resource_type == "Observation" and action.interaction != "read":
-                raise FhirError(403, [Issue("forbidden", "not allowed")])
-
-    platform.service.policy = NoObservationWrites()
+    no_observation_writes = bearer(platform.settings, scope="system/Patient.cruds system/Observation.rs")
     observation = {"resourceType": "Observation", "status": "final", "code": {"text": "bp"}}
-    outcome(await client.post("/fhir/Observation", json=observation, headers=FHIR_JSON), 403)
+    headers = {**FHIR_JSON, **no_observation_writes}
+    outcome(await client.post("/fhir/Observation", json=observation, headers=headers), 403)
     missing, invalid, denied = await events(platform)
     assert (subtype(missing), missing["outcome"], missing["outcomeDesc"]) == ("read", "4", "HTTP 404")
     assert patients(missing) == ["Patient/nobody"]

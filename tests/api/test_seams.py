@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterable
 
 import httpx
 import pytest
 
-from esante.app import Platform, create_app
+from esante.app import Platform
 from esante.fhir.context import Outcome
-from esante.fhir.errors import FhirError, forbidden, unprocessable
+from esante.fhir.errors import FhirError, unprocessable
 from esante.fhir.hooks import HookEvent, Pointcut
-from esante.fhir.model import StoredResource
 from esante.fhir.operations import OperationCall, OperationDefinition
-from esante.security.policy import Action, Caller
+from esante.security.pdp.decision import AccessRequest, Grant
+from esante.security.pdp.restrictions import EVERYTHING, Restriction, SqlCondition
 from tests.api.helpers import FHIR_JSON, outcome, patient
 
 
@@ -66,50 +66,69 @@ async def test_precommit_hook_runs_in_the_same_transaction(platform: Platform, c
 
 
 class HideMalePatients:
-    """A test policy: men are invisible, deleting is forbidden, and it records every decision."""
+    """A service rule as a national service would write one: men are invisible (a veto with its own SQL and an
+    in-memory check), deleting is refused, women may not be written with gender "other"; it records every
+    question it is asked."""
+
+    name = "hide-male-patients"
 
     def __init__(self) -> None:
         self.actions: list[str] = []
 
-    async def authorize(self, caller: Caller, action: Action) -> None:
-        self.actions.append(action.interaction)
-        if action.interaction == "delete":
-            raise forbidden("deleting is not allowed")
+    def grants(self, request: AccessRequest) -> Iterable[Grant]:
+        self.actions.append(request.action.interaction)
+        return ()
 
-    async def can_see(self, caller: Caller, action: Action, resource: StoredResource) -> bool:
-        return resource.content is None or b'"gender":"male"' not in resource.content
+    def vetoes(self, request: AccessRequest) -> Iterable[Restriction]:
+        if request.letter == "d":
+            yield EVERYTHING
+        if request.resource_type != "Patient":
+            return
+        yield SqlCondition(
+            "male patient",
+            "{r}.rid IN (SELECT g.rid FROM idx_token g WHERE g.res_type = 'Patient' AND g.param = 'gender'"
+            " AND g.code = ?)",
+            ("male",),
+            check=lambda resource: resource.get("gender") == "male",
+        )
+        if request.letter in "cu":
+            yield SqlCondition("gender other", "1 = 0", check=lambda resource: resource.get("gender") == "other")
 
-    async def check_write(self, caller: Caller, action: Action, resource: dict[str, Any] | None, current: Any) -> None:
-        if resource and resource.get("gender") == "other":
-            raise forbidden("this caller may not write that")
 
-
-async def test_policy_seam_is_asked_on_every_path(platform: Platform) -> None:
-    policy = HideMalePatients()
-    platform.service.policy = policy
-    app = create_app(platform.settings, platform)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        male = (await client.post("/fhir/Patient", json=patient(gender="male"), headers=FHIR_JSON)).json()
-        female = (await client.post("/fhir/Patient", json=patient(gender="female"), headers=FHIR_JSON)).json()
-        obs = {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "x"},
-            "subject": {"reference": f"Patient/{male['id']}"},
-        }
-        await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)
-        outcome(await client.get(f"/fhir/Patient/{male['id']}"), 404)
-        outcome(await client.get(f"/fhir/Patient/{male['id']}/_history/1"), 404)
-        assert (await client.get(f"/fhir/Patient/{female['id']}")).status_code == 200
-        search = (await client.get("/fhir/Patient")).json()
-        assert [e["resource"]["id"] for e in search["entry"]] == [female["id"]]
-        included = (await client.get("/fhir/Observation?_include=Observation:subject")).json()
-        assert {e["resource"]["resourceType"] for e in included["entry"]} == {"Observation"}
-        history = (await client.get("/fhir/Patient/_history")).json()
-        assert {e["resource"]["id"] for e in history["entry"]} == {female["id"]}
-        outcome(await client.delete(f"/fhir/Patient/{female['id']}"), 403)
-        outcome(await client.post("/fhir/Patient", json=patient(gender="other"), headers=FHIR_JSON), 403)
-        assert {"read", "vread", "search-type", "history-type", "create", "delete"} <= set(policy.actions)
+async def test_policy_seam_is_asked_on_every_path(platform: Platform, client: httpx.AsyncClient) -> None:
+    rule = HideMalePatients()
+    platform.policy.add_rule(rule)
+    male = await client.post("/fhir/Patient", json=patient(gender="male"), headers=FHIR_JSON)
+    assert male.status_code == 403, "a write outside the caller's rights is refused"
+    async with platform.database.transaction() as conn:  # a male patient written behind the API's back
+        session = platform.store.session(conn)
+        male_id = (await session.create(patient(gender="male"))).res_id
+        await session.flush()
+    female = (await client.post("/fhir/Patient", json=patient(gender="female"), headers=FHIR_JSON)).json()
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{male_id}"},
+    }
+    assert (await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)).status_code == 201
+    outcome(await client.get(f"/fhir/Patient/{male_id}"), 404)
+    outcome(await client.get(f"/fhir/Patient/{male_id}/_history/1"), 404)
+    outcome(await client.get(f"/fhir/Patient/{male_id}/_history"), 404)
+    assert (await client.get(f"/fhir/Patient/{female['id']}")).status_code == 200
+    search = (await client.get("/fhir/Patient")).json()
+    assert [e["resource"]["id"] for e in search["entry"]] == [female["id"]]
+    assert search["total"] == 1, "the total counts only what the caller may see"
+    assert (await client.get("/fhir/Patient?gender=male")).json()["total"] == 0
+    included = (await client.get("/fhir/Observation?_include=Observation:subject")).json()
+    assert {e["resource"]["resourceType"] for e in included["entry"]} == {"Observation"}
+    chained = (await client.get("/fhir/Observation?subject:Patient.gender=male")).json()
+    assert chained["total"] == 0, "a chain never looks through what the caller may not see"
+    history = (await client.get("/fhir/Patient/_history")).json()
+    assert {e["resource"]["id"] for e in history["entry"]} == {female["id"]}
+    outcome(await client.delete(f"/fhir/Patient/{female['id']}"), 403)
+    outcome(await client.post("/fhir/Patient", json=patient(gender="other"), headers=FHIR_JSON), 403)
+    assert {"read", "vread", "search-type", "history-type", "history-instance", "create", "delete"} <= set(rule.actions)
 
 
 async def test_operations_registry(platform: Platform, client: httpx.AsyncClient) -> None:

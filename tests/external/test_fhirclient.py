@@ -9,9 +9,10 @@ from fhirclient.models import patient as fpatient
 from fhirclient.server import FHIRServer
 
 
-def test_fhirclient_create_read_update_search_history_transaction(server_url: str) -> None:
+def test_fhirclient_create_read_update_search_history_transaction(server_url: str, server_token: str) -> None:
     smart = client.FHIRClient(settings={"app_id": "esante-tests", "api_base": server_url})
     server: FHIRServer = smart.server
+    server.session.headers["Authorization"] = f"Bearer {server_token}"
     server.get_capability()
     assert server.capabilityStatement.fhirVersion == "4.0.1"
 

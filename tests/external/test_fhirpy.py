@@ -7,8 +7,10 @@ from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
 
-async def test_fhirpy_crud_search_transaction_history(server_url: str) -> None:
-    fhir = AsyncFHIRClient(server_url, extra_headers={"Content-Type": "application/fhir+json"})
+async def test_fhirpy_crud_search_transaction_history(server_url: str, server_token: str) -> None:
+    fhir = AsyncFHIRClient(
+        server_url, authorization=f"Bearer {server_token}", extra_headers={"Content-Type": "application/fhir+json"}
+    )
     patient = fhir.resource(
         "Patient", name=[{"family": "Da Silva", "given": ["João"]}], gender="male", birthDate="1975-02-03"
     )

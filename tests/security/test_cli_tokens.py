@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from esante.cli import app
-from esante.config import load_settings
+from esante.config import Settings, load_settings
 from esante.security.keys import KeyRing
 from esante.security.tokens import Reason, TokenError, verify
+from tests.auth import register_client
 
 
 @pytest.fixture
@@ -81,12 +83,45 @@ def test_token_options(var_dir: Path) -> None:
     assert claims.scope == "user/Patient.rs openid"  # type: ignore[attr-defined]
     assert claims.expires_at - claims.issued_at == 120  # type: ignore[attr-defined]
     assert claims.to_caller().purpose_of_use == "ETREAT"  # type: ignore[attr-defined]
-    system = server_verify(run("token", "--as", "system:lab").strip())
-    assert system.client_id == "lab" and system.scope == "system/*.cruds"  # type: ignore[attr-defined]
-    other = run("token", "--as", "staff:bob", "--aud", "https://elsewhere.example/fhir").strip()
+    other = run("token", "--as", "staff:bob", "--role", "statistician", "--aud", "https://elsewhere.example/fhir")
     with pytest.raises(TokenError) as refused:
-        server_verify(other)
+        server_verify(other.strip())
     assert refused.value.reason is Reason.WRONG_AUDIENCE
+
+
+def test_system_tokens_need_a_registered_client_and_stay_within_its_scopes(var_dir: Path) -> None:
+    failed = CliRunner().invoke(app, ["token", "--as", "system:lab"])
+    assert failed.exit_code == 2 and "not registered" in failed.output
+    asyncio.run(_register(load_settings(), "lab", "system/Observation.cruds system/Patient.rs"))
+    system = server_verify(run("token", "--as", "system:lab").strip())
+    assert system.client_id == "lab" and system.scope == "system/Observation.cruds system/Patient.rs"  # type: ignore[attr-defined]
+    narrowed = server_verify(run("token", "--as", "system:lab", "--scope", "system/Patient.r").strip())
+    assert narrowed.scope == "system/Patient.r"  # type: ignore[attr-defined]
+    wider = CliRunner().invoke(app, ["token", "--as", "system:lab", "--scope", "system/Patient.cruds"])
+    assert wider.exit_code == 2 and "system/Patient.cruds" in wider.output
+    asyncio.run(_register(load_settings(), "lab", "system/*.rs", status="suspended"))
+    assert CliRunner().invoke(app, ["token", "--as", "system:lab"]).exit_code == 2
+
+
+def test_staff_tokens_carry_roles(var_dir: Path) -> None:
+    assert CliRunner().invoke(app, ["token", "--as", "staff:alice"]).exit_code == 2, "roles are required"
+    assert CliRunner().invoke(app, ["token", "--as", "staff:alice", "--role", "king"]).exit_code == 2
+    assert CliRunner().invoke(app, ["token", "--as", "patient:p", "--role", "administrator"]).exit_code == 2
+    claims = server_verify(run("token", "--as", "staff:alice", "--role", "administrator").strip())
+    assert claims.to_caller().attributes["roles"] == ("administrator",)  # type: ignore[attr-defined]
+
+
+async def _register(settings: Settings, client_id: str, scopes: str, status: str = "active") -> None:
+    from esante.db.engine import create_database
+    from esante.db.migrate import upgrade
+
+    upgrade(settings.effective_database_url)
+    database = create_database(settings.effective_database_url, pool_size=1)
+    await database.connect()
+    try:
+        await register_client(database, client_id, scopes, status=status)
+    finally:
+        await database.close()
 
 
 def test_token_follows_the_configuration_file_and_env(

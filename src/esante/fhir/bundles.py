@@ -24,6 +24,7 @@ from esante.fhir.errors import FhirError, Issue, bad_request, not_found, precond
 from esante.fhir.json import raw
 from esante.fhir.model import StoredResource, micros_to_instant
 from esante.fhir.store import ResourceStore, StoreSession
+from esante.security.policy import Action
 
 # the resources the entries of the Bundle being processed read or wrote (reported to the audit trail)
 _TOUCHED: ContextVar[list[StoredResource] | None] = ContextVar("bundle_touched", default=None)
@@ -281,7 +282,8 @@ class BundleProcessor:
     async def _conditional_target(self, session: StoreSession, ctx: RequestContext, entry: _Entry) -> str:
         """Type/id a conditional PUT will write: its single match, else a new id given to the resource now."""
         res_type = entry.path
-        matches = await self.service.find(session, ctx, res_type, entry.query, limit=2)
+        decision = self.service.policy.decide(ctx, Action("update", res_type))
+        matches = await self.service.find(session, ctx, res_type, entry.query, 2, decision)
         if len(matches) > 1:
             raise precondition_failed(f"the conditional update criteria match more than one {res_type}")
         if matches:
@@ -295,7 +297,8 @@ class BundleProcessor:
         self, session: StoreSession, ctx: RequestContext, res_type: str, criteria: str
     ) -> dict[str, Any] | None:
         query = parse_qsl(criteria.split("?", 1)[-1], keep_blank_values=True)
-        matches = await self.service.find(session, ctx, res_type, query, limit=2)
+        decision = self.service.policy.decide(ctx, Action("create", res_type))
+        matches = await self.service.find(session, ctx, res_type, query, 2, decision)
         if len(matches) > 1:
             raise precondition_failed(f"ifNoneExist '{criteria}' matches more than one {res_type}")
         if not matches:
@@ -307,7 +310,9 @@ class BundleProcessor:
     async def _resolve_conditional(self, session: StoreSession, ctx: RequestContext, ref: str) -> str:
         res_type, criteria = ref.split("?", 1)
         query = parse_qsl(criteria, keep_blank_values=True)
-        matches = await self.service.find(session, ctx, res_type, query, limit=2)
+        # resolved among what the caller may search; a type it may not search resolves to nothing
+        decision = self.service.policy.decide(ctx, Action("search-type", res_type), required=False)
+        matches = await self.service.find(session, ctx, res_type, query, 2, decision)
         if not matches:
             raise not_found(f"the conditional reference '{ref}' matches no resource")
         if len(matches) > 1:

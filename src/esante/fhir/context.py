@@ -19,6 +19,8 @@ class RequestContext:
     strict_handling: bool = False  # Prefer: handling=strict
     request_id: str = ""  # X-Request-Id (given or generated): recorded in the audit trail and the logs
     client_address: str | None = None  # the peer's network address, for the audit trail
+    # the policy decisions taken while serving the request (security.pdp.decision.Decision), for the audit trail
+    decisions: list[Any] = field(default_factory=list)
 
 
 @dataclass

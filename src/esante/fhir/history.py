@@ -2,12 +2,18 @@
 
 ``_since``: versions written after the instant. ``_at``: versions that were current at some point within the
 given (possibly partial) date's range: a version is current from its own lastUpdated until the next version's.
-Newest first; ``_count``/``_offset`` paging; the total is always counted.
+Newest first; ``_count``/``_offset`` paging.
+
+Access: the caller's decision filters the versions in SQL (by the resource's current index rows: type, compartment,
+search criteria) and then each version on its own content, so an old version that was once in another patient's
+compartment is not shown. The total is given to unrestricted callers only: for the others it could count versions
+the per-version check removes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,9 +21,12 @@ from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.errors import bad_request, not_found
 from esante.fhir.json import raw
 from esante.fhir.model import micros_to_instant
+from esante.fhir.search.compile import Cond, Renderer
 from esante.fhir.service import FhirService, _http_date
 from esante.fhir.store import _SELECT_COLUMNS, StoreSession, row_to_stored
 from esante.fhir.values import parse_date_range
+from esante.security.pdp.decision import Decision
+from esante.security.pdp.enforce import forbidden_error
 from esante.security.policy import Action
 
 _KNOWN = {"_since", "_at", "_count", "_offset", "_format", "_pretty", "_list", "_sort"}
@@ -36,7 +45,22 @@ async def history(
         service.check_type(res_type)
     level = "instance" if res_id else "type" if res_type else "system"
     action = Action(f"history-{level}", res_type, res_id)
-    await service.policy.authorize(ctx.caller, action)
+    access: Cond | None
+    decide_for: Callable[[str], Decision | None]
+    if res_type is not None:
+        decision = service.policy.decide(ctx, action)
+        access = service.policy.cond(decision)
+        decisions = {res_type: decision}
+    else:
+        types = service.registry.resource_types
+        decisions = service.policy.decide_types(ctx, action, types)
+        access = service.policy.types_cond(decisions, some_denied=len(decisions) < len(types))
+    decide_for = decisions.get
+    counting = [d for d in decisions.values() if d.count_only]
+    if counting:
+        raise forbidden_error(
+            dataclasses.replace(counting[0], reason="history shows content; this caller may only count")
+        )
     where: list[str] = []
     params: list[Any] = []
     if res_type is not None:
@@ -69,20 +93,27 @@ async def history(
             offset = _int(name, value, 0, 10**9)
         elif name not in _KNOWN and ctx.strict_handling:
             raise bad_request(f"unknown history parameter '{name}'", expression=name)
+    if access is not None:
+        access_sql, access_params = Renderer().render(access, "v")
+        where.append(f"({access_sql})")
+        params.extend(access_params)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     await session.flush()
     if res_id is not None:
-        exists = await session.conn.fetchval(
-            "SELECT 1 FROM resource WHERE res_type = ? AND res_id = ? AND is_current", (res_type, res_id)
-        )
-        if not exists:
+        assert res_type is not None
+        current = await session.read(res_type, res_id)
+        if current is None or not await service.policy.visible(session, decisions[res_type], current):
             raise not_found(f"{res_type}/{res_id} is not known")
-    total = int(await session.conn.fetchval(f"SELECT COUNT(*) FROM resource v{clause}", params) or 0)
-    rows = await session.conn.fetch(
+    total = None
+    if access is None:
+        total = int(await session.conn.fetchval(f"SELECT COUNT(*) FROM resource v{clause}", params) or 0)
+    fetched = await session.conn.fetch(
         f"SELECT {', '.join('v.' + c.strip() for c in _SELECT_COLUMNS.split(','))}, v.method FROM resource v"
         f"{clause} ORDER BY v.last_updated DESC, v.pk DESC LIMIT ? OFFSET ?",
-        [*params, count, offset],
+        [*params, count + 1, offset],
     )
+    has_next = len(fetched) > count
+    rows = fetched[:count]
     path = ctx.base_url + "".join(f"/{p}" for p in (res_type, res_id) if p) + "/_history"
 
     def link(relation: str, at: int) -> dict[str, str]:
@@ -90,17 +121,17 @@ async def history(
         return {"relation": relation, "url": f"{path}?{urlencode(page)}" if page else path}
 
     links = [link("self", offset)]
-    if offset + count < total:
+    if has_next:
         links.append(link("next", offset + count))
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
     entries: list[dict[str, Any]] = []
     touched = []
-    for row in rows:
-        stored = row_to_stored(row[:7])
-        method = row[7]
-        if not await service.policy.can_see(ctx.caller, action, stored):
-            continue
+    versions = [(row_to_stored(row[:7]), row[7]) for row in rows]
+    if access is not None:
+        shown = {id(s) for s in await service.policy.filter_visible(session, decide_for, [v for v, _ in versions])}
+        versions = [(v, m) for v, m in versions if id(v) in shown]
+    for stored, method in versions:
         touched.append(stored)
         url = f"{stored.res_type}/{stored.res_id}"
         entry: dict[str, Any] = {"fullUrl": f"{ctx.base_url}/{url}"}
@@ -113,7 +144,10 @@ async def history(
             "lastModified": micros_to_instant(stored.last_updated),
         }
         entries.append(entry)
-    bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if total is not None:
+        bundle["total"] = total
+    bundle.update(link=links, entry=entries)
     headers = {"Last-Modified": _http_date(rows[0][4])} if rows else {}
     return Outcome(200, bundle, headers, touched=touched)
 

@@ -44,6 +44,9 @@ class OperationDefinition:
     resource_types: frozenset[str] | None = None  # None: every type
     affects_state: bool = False  # GET is refused for state-changing operations
     documentation: str = ""
+    # the SMART permission letter (c r u d s) the caller needs on the resource type to invoke it; None: any
+    # authenticated caller (the operation's own reads and writes still go through the policy)
+    requires: str | None = None
 
 
 @dataclass

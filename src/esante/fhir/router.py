@@ -8,6 +8,7 @@ entries of a batch/transaction, inside the bundle's own session.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from esante.fhir.store import ResourceStore, StoreSession
 
 if TYPE_CHECKING:
     from esante.security.audit_trail import Auditor
+    from esante.security.resource_server import ResourceServer
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
@@ -50,24 +52,28 @@ class FhirRouter:
         operations: OperationRegistry,
         max_bundle_entries: int,
         auditor: Auditor | None = None,
+        authenticator: ResourceServer | None = None,
     ) -> None:
         self.store = store
         self.service = service
         self.operations = operations
         self.auditor = auditor
+        self.authenticator = authenticator
         self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
 
     async def handle(self, request: FhirRequest) -> Outcome:
-        """Run one request; with an auditor, record its AuditEvents afterwards, whether it succeeded or failed.
+        """Authenticate, run one request and, with an auditor, record its AuditEvents afterwards, whether it
+        succeeded or failed.
 
         The audit is appended in its own transaction once the interaction's transaction has ended, so a refused
-        or rolled-back write is still recorded (with its failure outcome). If the audit cannot be written the
-        request fails (500): nothing is served unaudited.
+        or rolled-back write is still recorded (with its failure outcome); a request refused at the gate (401) is
+        recorded with an anonymous requestor. If the audit cannot be written the request fails (500): nothing is
+        served unaudited.
         """
         if self.auditor is None:
-            return await self._handle(request)
+            return await self._authenticated(request)
         try:
-            outcome = await self._handle(request)
+            outcome = await self._authenticated(request)
         except FhirError as exc:
             await self._audit(request, exc.status, None)
             raise
@@ -76,6 +82,14 @@ class FhirRouter:
             raise
         await self._audit(request, outcome.status, outcome)
         return outcome
+
+    async def _authenticated(self, request: FhirRequest) -> Outcome:
+        """The bearer token check (ITI-72) for everything but the CapabilityStatement, which SMART clients read
+        before they have a token."""
+        if self.authenticator is not None and request.path.strip("/") != "metadata":
+            caller = await self.authenticator.authenticate(request.headers)
+            request.ctx = dataclasses.replace(request.ctx, caller=caller)
+        return await self._handle(request)
 
     async def _audit(self, request: FhirRequest, status: int, outcome: Outcome | None) -> None:
         assert self.auditor is not None
@@ -224,6 +238,7 @@ class FhirRouter:
             raise error(405, "not-supported", f"${name} changes state: invoke it with POST")
         if method not in ("GET", "POST"):
             raise error(405, "not-supported", f"operations are invoked with GET or POST, not {method}")
+        self.service.policy.authorize_operation(ctx, op, res_type, res_id)
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
         return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
 

@@ -1,13 +1,16 @@
 """The FHIR interactions as use cases over a :class:`StoreSession`, independent of HTTP.
 
 The REST router (single requests) and the bundle processor (batch/transaction entries) both call these
-functions, so an interaction behaves identically wherever it arrives. Each one asks the policy seam first
-(``authorize``), filters what it returns through ``can_see``, and validates every resource it writes.
+functions, so an interaction behaves identically wherever it arrives. Each one asks the policy decision point
+first (``policy.decide``: 403 when denied), applies the decision's restriction to what it reads (in SQL for
+searches; on the loaded resource for reads: an invisible resource is reported as absent, 404) and to what it
+writes, and validates every resource it writes.
 Specifications: https://hl7.org/fhir/R4/http.html
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +31,15 @@ from esante.fhir.errors import (
 from esante.fhir.json import raw
 from esante.fhir.model import StoredResource
 from esante.fhir.patch import apply_fhirpath_patch, apply_json_patch
+from esante.fhir.search.compile import Cond
 from esante.fhir.search.execute import execute_search
 from esante.fhir.search.parse import SearchRequest, parse_search
 from esante.fhir.search.summary import apply_summary
 from esante.fhir.store import StoreSession, check_if_match
 from esante.fhir.validation import validate_resource
-from esante.security.policy import Action, Policy
+from esante.security.pdp.decision import Decision
+from esante.security.pdp.enforce import PolicyEnforcer, forbidden_error
+from esante.security.policy import Action
 
 Query = Sequence[tuple[str, str]]
 
@@ -43,7 +49,7 @@ class FhirService:
     """Interactions, wired with the registry, the policy and paging limits."""
 
     registry: Registry
-    policy: Policy
+    policy: PolicyEnforcer
     default_page_size: int = 20
     max_page_size: int = 1000
 
@@ -92,10 +98,23 @@ class FhirService:
             headers["Content-Location"] = content_location
         return Outcome(200, stored.content, headers, stored)
 
-    async def _visible(self, ctx: RequestContext, action: Action, stored: StoredResource) -> None:
-        if not await self.policy.can_see(ctx.caller, action, stored):
+    async def _visible(self, session: StoreSession, decision: Decision, stored: StoredResource) -> None:
+        if not await self.policy.visible(session, decision, stored):
             # existence itself may be sensitive: an invisible resource is reported as absent
             raise not_found(f"{stored.res_type}/{stored.res_id} is not known")
+
+    async def _store_checked(
+        self, session: StoreSession, decision: Decision, body: dict[str, Any], write: Any
+    ) -> StoredResource:
+        """Write ``body`` (``write`` does it) only within the decision's restriction: refused before the write
+        when memory can tell, else checked in SQL after it, inside the same transaction (which a 403 rolls back)."""
+        verdict = await self.policy.check_content(session, decision, body)
+        if verdict is False:
+            raise forbidden_error(_outside(decision))
+        stored: StoredResource = await write()
+        if verdict is None and not await self.policy.check_written(session, decision, stored):
+            raise forbidden_error(_outside(decision))
+        return stored
 
     def _prepare_body(self, resource: dict[str, Any], res_type: str) -> dict[str, Any]:
         """Validate, then take a top-level copy whose server-owned meta fields are cleared.
@@ -114,12 +133,11 @@ class FhirService:
     # ------------------------------------------------------------------ read
     async def read(self, session: StoreSession, ctx: RequestContext, res_type: str, res_id: str) -> Outcome:
         self.check_type(res_type)
-        action = Action("read", res_type, res_id)
-        await self.policy.authorize(ctx.caller, action)
+        decision = self.policy.decide(ctx, Action("read", res_type, res_id))
         stored = await session.read(res_type, res_id)
         if stored is None:
             raise not_found(f"{res_type}/{res_id} is not known")
-        await self._visible(ctx, action, stored)
+        await self._visible(session, decision, stored)
         if stored.deleted:
             raise _deleted(stored)
         return self.read_outcome(stored, content_location=self.location(ctx, stored))
@@ -128,14 +146,13 @@ class FhirService:
         self, session: StoreSession, ctx: RequestContext, res_type: str, res_id: str, version: str
     ) -> Outcome:
         self.check_type(res_type)
-        action = Action("vread", res_type, res_id)
-        await self.policy.authorize(ctx.caller, action)
+        decision = self.policy.decide(ctx, Action("vread", res_type, res_id))
         if not version.isdigit():
             raise not_found(f"{res_type}/{res_id} has no version '{version}'")
         stored = await session.vread(res_type, res_id, int(version))
         if stored is None:
             raise not_found(f"{res_type}/{res_id} has no version {version}")
-        await self._visible(ctx, action, stored)
+        await self._visible(session, decision, stored)
         if stored.deleted:
             raise _deleted(stored)
         return self.read_outcome(stored, content_location=self.location(ctx, stored))
@@ -153,11 +170,10 @@ class FhirService:
     ) -> Outcome:
         """Create; ``assigned_id`` is a server id reserved earlier (transaction urn:uuid resolution)."""
         self.check_writable(res_type)
-        action = Action("create", res_type)
-        await self.policy.authorize(ctx.caller, action)
+        decision = self.policy.decide(ctx, Action("create", res_type))
         body = self._prepare_body(resource, res_type)
         if if_none_exist:
-            matches = await self.find(session, ctx, res_type, parse_query_string(if_none_exist), limit=2)
+            matches = await self.find(session, ctx, res_type, parse_query_string(if_none_exist), 2, decision)
             if len(matches) > 1:
                 raise precondition_failed(
                     f"If-None-Exist '{if_none_exist}' matches more than one {res_type}; nothing created"
@@ -165,8 +181,11 @@ class FhirService:
             if matches:
                 return self.write_outcome(ctx, matches[0], 200)
         body.pop("id", None)  # R4: the server ignores an id supplied on create
-        await self.policy.check_write(ctx.caller, action, body, None)
-        stored = await session.create(body, res_id=assigned_id, client_id=False)
+
+        async def write() -> StoredResource:
+            return await session.create(body, res_id=assigned_id, client_id=False)
+
+        stored = await self._store_checked(session, decision, body, write)
         return self.write_outcome(ctx, stored, 201)
 
     # ------------------------------------------------------------------ update
@@ -189,16 +208,27 @@ class FhirService:
                 f"the resource id '{body_id}' does not match the id in the URL '{res_id}'",
                 expression=f"{res_type}.id",
             )
+        decision = self.policy.decide(ctx, Action("update", res_type, res_id))
         body = self._prepare_body(resource, res_type)
         current = await session.read(res_type, res_id)
-        action = Action("update", res_type, res_id)
-        await self.policy.authorize(ctx.caller, action)
+        if current is None or current.deleted:  # update as create: the caller must be allowed to create too
+            decision = self.policy.decide(ctx, Action("create", res_type))
+        if current is not None and not current.deleted:
+            await self._visible(session, decision, current)
         check_if_match(if_match, current)
-        await self.policy.check_write(ctx.caller, action, body, current)
         if current is None:
-            stored = await session.create(body, res_id=res_id)
+
+            async def create() -> StoredResource:
+                return await session.create(body, res_id=res_id)
+
+            stored = await self._store_checked(session, decision, body, create)
             return self.write_outcome(ctx, stored, 201)
-        stored = await session.update(body, current)
+        existing = current
+
+        async def update() -> StoredResource:
+            return await session.update(body, existing)
+
+        stored = await self._store_checked(session, decision, body, update)
         return self.write_outcome(ctx, stored, 200 if not current.deleted else 201)
 
     async def conditional_update(
@@ -213,7 +243,8 @@ class FhirService:
     ) -> Outcome:
         self.check_writable(res_type)
         validate_resource(resource, expected_type=res_type)
-        matches = await self.find(session, ctx, res_type, query, limit=2)
+        decision = self.policy.decide(ctx, Action("update", res_type))
+        matches = await self.find(session, ctx, res_type, query, 2, decision)
         if len(matches) > 1:
             raise precondition_failed(f"the conditional update criteria match more than one {res_type}")
         body_id = resource.get("id")
@@ -243,12 +274,11 @@ class FhirService:
         if_match: str | None = None,
     ) -> Outcome:
         self.check_writable(res_type)
-        action = Action("patch", res_type, res_id)
-        await self.policy.authorize(ctx.caller, action)
+        decision = self.policy.decide(ctx, Action("patch", res_type, res_id))
         current = await session.read(res_type, res_id)
         if current is None:
             raise not_found(f"{res_type}/{res_id} is not known")
-        await self._visible(ctx, action, current)
+        await self._visible(session, decision, current)
         if current.deleted:
             raise _deleted(current)
         check_if_match(if_match, current)
@@ -275,8 +305,12 @@ class FhirService:
                 ],
             )
         body = self._prepare_body(patched, res_type)
-        await self.policy.check_write(ctx.caller, action, body, current)
-        stored = await session.update(body, current, method="PATCH")
+        existing = current
+
+        async def write() -> StoredResource:
+            return await session.update(body, existing, method="PATCH")
+
+        stored = await self._store_checked(session, decision, body, write)
         return self.write_outcome(ctx, stored, 200)
 
     async def conditional_patch(
@@ -291,7 +325,8 @@ class FhirService:
         if_match: str | None = None,
     ) -> Outcome:
         self.check_writable(res_type)
-        matches = await self.find(session, ctx, res_type, query, limit=2)
+        decision = self.policy.decide(ctx, Action("patch", res_type))
+        matches = await self.find(session, ctx, res_type, query, 2, decision)
         if not matches:
             raise not_found(f"no {res_type} matches the conditional patch criteria")
         if len(matches) > 1:
@@ -309,16 +344,14 @@ class FhirService:
         if_match: str | None = None,
     ) -> Outcome:
         self.check_writable(res_type)
-        action = Action("delete", res_type, res_id)
-        await self.policy.authorize(ctx.caller, action)
+        decision = self.policy.decide(ctx, Action("delete", res_type, res_id))
         current = await session.read(res_type, res_id)
-        if current is not None:
-            await self._visible(ctx, action, current)
+        if current is not None and not current.deleted:
+            await self._visible(session, decision, current)
         check_if_match(if_match, current)
         if current is None or current.deleted:
             # R4: deleting a missing or already-deleted resource succeeds (idempotent)
             return Outcome(204, None, {})
-        await self.policy.check_write(ctx.caller, action, None, current)
         stored = await session.delete(current)
         return Outcome(204, None, {"ETag": stored.etag}, stored, touched=[current])
 
@@ -329,7 +362,8 @@ class FhirService:
         self.check_writable(res_type)
         if not any(not name.startswith("_") or name in _CONDITIONAL_ALLOWED for name, _ in query):
             raise precondition_failed("a conditional delete needs search criteria")
-        matches = await self.find(session, ctx, res_type, query, limit=2)
+        decision = self.policy.decide(ctx, Action("delete", res_type))
+        matches = await self.find(session, ctx, res_type, query, 2, decision)
         if len(matches) > 1:
             raise precondition_failed(f"the conditional delete criteria match more than one {res_type}")
         if not matches:
@@ -349,20 +383,21 @@ class FhirService:
         )
 
     async def find(
-        self, session: StoreSession, ctx: RequestContext, res_type: str, query: Query, *, limit: int
+        self, session: StoreSession, ctx: RequestContext, res_type: str, query: Query, limit: int, decision: Decision
     ) -> list[StoredResource]:
-        """Matches of a conditional interaction's criteria (strict: an unknown parameter is an error).
+        """Matches of a conditional interaction's criteria (strict: an unknown parameter is an error), among the
+        resources ``decision`` (the write's own) lets the caller touch.
 
         Takes the criteria's lock first, so concurrent conditional writes with the same criteria are serial.
         """
         await session.lock_condition(res_type, urlencode(list(query)))
-        strict_ctx = RequestContext(ctx.caller, ctx.base_url, ctx.prefer_return, True)
+        strict_ctx = dataclasses.replace(ctx, strict_handling=True)
         request = self.parse(strict_ctx, res_type, [*query, ("_count", str(limit)), ("_total", "none")])
+        request.filters = self.policy.secure_filters(ctx, request.filters)
         await session.flush()
         await session.plan_searches_per_execution()
-        result = await execute_search(session.conn, request)
-        action = Action("search-type", res_type)
-        return [m for m in result.matches if await self.policy.can_see(ctx.caller, action, m)]
+        result = await execute_search(session.conn, request, access=self.policy.cond(decision))
+        return result.matches
 
     async def search(
         self,
@@ -376,11 +411,29 @@ class FhirService:
         if res_type is not None:
             self.check_type(res_type)
         action = Action("search-type" if res_type else "search-system", res_type)
-        await self.policy.authorize(ctx.caller, action)
+        if res_type is not None:
+            decisions = {res_type: self.policy.decide(ctx, action)}
         request = self.parse(ctx, res_type, query)
+        access: Cond | None
+        if res_type is None:
+            types = request.res_types or tuple(self.registry.resource_types)
+            decisions = self.policy.decide_types(ctx, action, types)
+            access = self.policy.types_cond(decisions, some_denied=len(decisions) < len(types))
+        else:
+            access = self.policy.cond(decisions[res_type])
+        counting = [d for d in decisions.values() if d.count_only]
+        if counting and request.summary != "count":
+            raise forbidden_error(
+                dataclasses.replace(counting[0], reason=f"{ctx.caller.kind} may only count (use _summary=count)")
+            )
+        request.filters = self.policy.secure_filters(ctx, request.filters)
         await session.flush()
         await session.plan_searches_per_execution()
-        result = await execute_search(session.conn, request, compartment=compartment)
+        result = await execute_search(session.conn, request, compartment=compartment, access=access)
+        if result.included:
+            result.included = await self.policy.filter_visible(
+                session, lambda t: self._include_decision(ctx, t), result.included
+            )
         path = f"{ctx.base_url}/{res_type}" if res_type else ctx.base_url
         if compartment is not None:
             path = f"{ctx.base_url}/{compartment[0]}/{compartment[1]}/{res_type}"
@@ -399,8 +452,6 @@ class FhirService:
         entries: list[dict[str, Any]] = []
         touched: list[StoredResource] = []
         for stored, mode in [(m, "match") for m in result.matches] + [(i, "include") for i in result.included]:
-            if not await self.policy.can_see(ctx.caller, action, stored):
-                continue
             assert stored.content is not None
             touched.append(stored)
             content: Any = raw(stored.content)
@@ -420,6 +471,18 @@ class FhirService:
         if request.summary != "count":
             bundle["entry"] = entries
         return Outcome(200, bundle, {}, touched=touched)
+
+    def _include_decision(self, ctx: RequestContext, res_type: str) -> Decision | None:
+        """An included resource is shown when the caller may search its type (never to count-only callers)."""
+        decision = self.policy.pdp.decide(ctx.caller, Action("search-type", res_type))
+        return None if decision.count_only else decision
+
+
+def _outside(decision: Decision) -> Decision:
+    """The decision, worded for a write whose content falls outside what it allows."""
+    words = {"c": "create", "u": "update", "d": "delete"}.get(decision.letter, decision.letter)
+    reason = f"this {decision.resource_type} is outside what the caller may {words} ({decision.reason})"
+    return dataclasses.replace(decision, reason=reason)
 
 
 APPEND_ONLY = frozenset({"AuditEvent"})  # written by the audit trail (security/audit_trail.py), never the API

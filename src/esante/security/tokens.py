@@ -325,6 +325,7 @@ def mint_for(
     audience: str | None = None,
     purpose_of_use: str | None = None,
     now: float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
 ) -> str:
     """A token for ``who`` with the server's issuer, audience and lifetime limits (the CLI's ``esante token``)."""
     lifetime = settings.token_ttl if ttl is None else ttl
@@ -341,6 +342,7 @@ def mint_for(
         ttl=lifetime,
         iua=iua,
         now=now,
+        extra_claims=extra_claims,
     )
 
 

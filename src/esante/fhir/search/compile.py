@@ -162,7 +162,14 @@ class AllCond:
     parts: tuple[Cond, ...]
 
 
-Cond = IndexCond | MissingCond | CompositeCond | ColumnCond | ChainCond | HasCond | AnyCond | AllCond
+@dataclass(frozen=True)
+class NotCond:
+    """Negation (access vetoes)."""
+
+    part: Cond
+
+
+Cond = IndexCond | MissingCond | CompositeCond | ColumnCond | ChainCond | HasCond | AnyCond | AllCond | NotCond
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,9 @@ class Renderer:
             return (" OR ".join(texts) if texts else "1 = 0"), params
         if isinstance(cond, ColumnCond):
             return cond.pred.render(o)
+        if isinstance(cond, NotCond):
+            text, params = self.render(cond.part, o)
+            return f"NOT ({text})", params
         if isinstance(cond, IndexCond):
             x = self.alias("x")
             tf, params = _type_filter(x, cond.res_types)

@@ -68,13 +68,24 @@ def compartment_cond(registry: Registry, res_types: tuple[str, ...], compartment
 
 
 async def execute_search(
-    conn: Connection, request: SearchRequest, *, compartment: tuple[str, str] | None = None
+    conn: Connection,
+    request: SearchRequest,
+    *,
+    compartment: tuple[str, str] | None = None,
+    access: Cond | None = None,
 ) -> SearchResult:
-    """Run ``request``: the page of matches, the included resources and the total."""
+    """Run ``request``: the page of matches, the included resources and the total.
+
+    ``access`` is the policy's condition (what the caller may see): part of the WHERE clause of the page and of
+    the total, so neither ever counts a resource the caller may not see. Included resources are filtered by the
+    caller of this function (they are neither paged nor counted).
+    """
     conds = list(request.filters)
     if compartment is not None:
         types = request.res_types or get_registry().resource_types
         conds.append(compartment_cond(get_registry(), types, compartment))
+    if access is not None:
+        conds.append(access)
     result = SearchResult(matches=[], offset=request.offset, count=request.count, link_params=list(request.link_params))
     if request.count > 0:
         limit = request.count + 1
