@@ -348,10 +348,10 @@ def form_action(html: str) -> str:
     return unescape(match[1])
 
 
-def authorize_params(client_id: str, challenge: str, **overrides: str | None) -> dict[str, str]:
+def authorize_params(client: str, challenge: str, **overrides: str | None) -> dict[str, str]:
     params: dict[str, str | None] = {
         "response_type": "code",
-        "client_id": client_id,
+        "client_id": client,
         "redirect_uri": REDIRECT,
         "scope": "patient/*.rs launch/patient offline_access",
         "state": secrets.token_urlsafe(12),

@@ -192,12 +192,12 @@ class GrantStore:
                 int(row[9]),
             )
             expires_at, used = int(row[10]), bool(row[11])
-            if record.client_id != client_id:
-                return CodeOutcome.WRONG_CLIENT, None
             if used:
                 await self._revoke_family(conn, code_hash, now)
                 return CodeOutcome.REUSED, None
             await conn.execute("UPDATE oauth_code SET used = ? WHERE code_hash = ?", (True, code_hash))
+            if record.client_id != client_id:  # presented by another client: burnt (it may have been stolen)
+                return CodeOutcome.WRONG_CLIENT, None
             if now >= expires_at:
                 return CodeOutcome.EXPIRED, None
         return CodeOutcome.OK, record

@@ -98,14 +98,15 @@ def _intersect(requested: ResourceScope, registered: ResourceScope) -> str | Non
 
 
 def intersect(requested: ScopeSet, registered: ScopeSet) -> list[str]:
-    """``requested ∩ registered`` as scope strings (resource scopes per context and type, others by equality)."""
+    """``requested ∩ registered`` as scope strings, in the requested order (resource scopes per context and type,
+    others by equality)."""
     out: dict[str, None] = {}
     for item in requested.raw:
-        if "/" in item and not item.startswith("launch/"):
+        wanted = next((s for s in requested.resources if s.raw == item), None)
+        if wanted is None:
+            if item in registered.raw:
+                out[item] = None
             continue
-        if item in registered.raw:
-            out[item] = None
-    for wanted in requested.resources:
         for allowed in registered.resources:
             granted = _intersect(wanted, allowed)
             if granted is not None:
