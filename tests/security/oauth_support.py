@@ -362,6 +362,20 @@ def authorize_params(client: str, challenge: str, **overrides: str | None) -> di
     return {k: v for k, v in params.items() if v is not None}
 
 
+async def exchange(
+    server: AuthServer, http: httpx.AsyncClient, code: str, verifier: str, client_id: str = "portal", **extra: str
+) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        **extra,
+    }
+    return await http.post(server.token_url, data={k: v for k, v in data.items() if v != ""})
+
+
 def location_params(response: httpx.Response) -> dict[str, str]:
     from urllib.parse import parse_qs, urlsplit
 

@@ -20,6 +20,7 @@ from tests.security.oauth_support import (
     ClientKeys,
     Person,
     authorize_params,
+    exchange,
     form_action,
     hidden_fields,
     location_params,
@@ -61,20 +62,6 @@ async def authorize(
     if patient is not None:
         data["patient"] = patient
     return location_params(await http.post(form_action(consent.text), data=data))
-
-
-async def exchange(
-    server: AuthServer, http: httpx.AsyncClient, code: str, verifier: str, client_id: str = "portal", **extra: str
-) -> httpx.Response:
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": REDIRECT,
-        "client_id": client_id,
-        **extra,
-    }
-    return await http.post(server.token_url, data={k: v for k, v in data.items() if v != ""})
 
 
 async def lea(server: AuthServer) -> Person:
