@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from esante import __version__
+from esante import __version__, logs
 from esante.config import Settings, load_settings
 from esante.db.engine import Database, create_database
 from esante.fhir.definitions import get_registry
@@ -29,6 +29,8 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.security.accounts.api import account_routes
+from esante.security.accounts.service import AccountService
 from esante.security.audit_trail import Auditor
 from esante.security.jwks import CACHE_CONTROL, jwks_document
 from esante.security.keys import KeyRing
@@ -36,6 +38,7 @@ from esante.security.pdp.decision import Rule
 from esante.security.pdp.enforce import PolicyEnforcer
 from esante.security.pdp.engine import PolicyDecisionPoint
 from esante.security.pdp.rules import default_rules
+from esante.security.ratelimit import RateLimiter
 from esante.security.resource_server import ResourceServer
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -55,6 +58,8 @@ class Platform:
     keyring: KeyRing  # the authorization server's signing keys (lazy: files are created on first use)
     policy: PolicyDecisionPoint  # services add their access rules here (policy.add_rule)
     resource_server: ResourceServer  # the bearer-token gate of /fhir (services add token checks here)
+    accounts: AccountService  # compte eSanté use cases (activation, login, lockout, ...)
+    login_limiter: RateLimiter  # one budget for every password-taking endpoint of this process
     auditor: Auditor | None = None
 
 
@@ -72,8 +77,21 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     keyring = KeyRing.from_settings(settings)
     resource_server = ResourceServer(settings, keyring, database)
     router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor, resource_server)
+    accounts = AccountService(database, settings)
     return Platform(
-        settings, database, store, service, router, hooks, operations, keyring, pdp, resource_server, auditor
+        settings,
+        database,
+        store,
+        service,
+        router,
+        hooks,
+        operations,
+        keyring,
+        pdp,
+        resource_server,
+        accounts,
+        RateLimiter(),
+        auditor,
     )
 
 
@@ -102,6 +120,7 @@ def warm_up() -> None:
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> Starlette:
     """The ASGI application serving the FHIR API at /fhir."""
     settings = settings or load_settings()
+    logs.configure(settings.log_level)
     platform = platform or build_platform(settings)
     endpoint = FhirEndpoint(platform.router, settings)
 
@@ -130,6 +149,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         routes=[
             Route("/", home, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+            *account_routes(platform.accounts, platform.login_limiter),
             Route("/fhir", fhir, methods=_METHODS),
             Route("/fhir/{path:path}", fhir, methods=_METHODS),
         ],

@@ -440,12 +440,12 @@ def _accounts(settings: Settings, action: Callable[[AccountService], Awaitable[T
 
 def _log_to_stderr() -> None:
     """Keep stdout for the command's output (ids, letters): structlog's default configuration prints to stdout."""
-    import sys
-
     import structlog
 
+    from esante.logs import configure
+
     if not structlog.is_configured():
-        structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
+        configure()
 
 
 LetterFormat = Annotated[str, typer.Option("--format", help="text | html (printable).")]

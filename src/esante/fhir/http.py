@@ -107,6 +107,7 @@ class FhirEndpoint:
         request_id = request.headers.get("x-request-id", "")
         if not _REQUEST_ID.fullmatch(request_id):  # recorded in the audit trail and logs: no free text there
             request_id = uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             _negotiate(request)
             body = await self._body(request) if request.method in ("POST", "PUT", "PATCH") else b""
@@ -136,6 +137,8 @@ class FhirEndpoint:
             )
             issue = Issue("exception", f"internal error (request id {request_id}); the operators have the details")
             response = Response(content=orjson.dumps(operation_outcome([issue])), status_code=500, media_type=FHIR_JSON)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
         response.headers["X-Request-Id"] = request_id
         return response
 

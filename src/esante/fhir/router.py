@@ -102,7 +102,7 @@ class FhirRouter:
             status=status,
             outcome=outcome,
         )
-        await self.auditor.record(record)
+        await self.auditor.record(record, request.ctx.decisions)
 
     async def _handle(self, request: FhirRequest) -> Outcome:
         method = request.method.upper()

@@ -36,6 +36,7 @@ from esante.security.audit import (
     patient_from_path,
     patients_of,
 )
+from esante.security.audit_decisions import decision_events
 
 GENESIS = "0" * 64
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
@@ -224,7 +225,7 @@ class Auditor:
             touched.append(Touched(f"{stored.res_type}/{stored.res_id}", patients))
         return touched
 
-    async def record(self, record: AuditRecord) -> list[StoredResource]:
+    async def record(self, record: AuditRecord, decisions: list[Any] | None = None) -> list[StoredResource]:
         """Append the record's AuditEvents; returns once they are committed.
 
         Group commit: requests arriving while an append transaction runs are queued and written together by
@@ -233,7 +234,10 @@ class Auditor:
         are durable. The request that finds no writer running writes its own group, then hands what queued
         meanwhile to a background writer: no request waits for other requests' groups after its own.
         """
-        return await self.record_events(build_events(record))
+        events = build_events(record)
+        if decisions:
+            events += decision_events(record, decisions)
+        return await self.record_events(events)
 
     async def record_events(self, events: list[dict[str, Any]]) -> list[StoredResource]:
         """Append prebuilt AuditEvents (authentication, token and authorization-decision events) durably."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+import structlog
+
 from esante.config import Settings
 from esante.db.engine import Connection, Database
 from esante.fhir.errors import FhirError, Issue
@@ -30,6 +32,7 @@ TokenCheck = Callable[[TokenClaims, Caller, Connection], Awaitable[None]]
 """A service's extra check; raises :func:`unauthorized` (or a FhirError) to refuse the token."""
 
 REALM = "esante"
+log = structlog.get_logger("esante.auth")
 
 _LIVE_SQL = (
     "SELECT"
@@ -83,13 +86,18 @@ class ResourceServer:
                 issuer=self.settings.effective_issuer,
             )
         except TokenError as error:
+            log.info("token.refused", reason=error.reason.value)
             code = "expired" if error.reason is Reason.EXPIRED else "login"
             raise unauthorized(f"invalid access token: {error.message}", issue_code=code) from error
         caller = claims.to_caller()
-        async with self.database.read() as conn:
-            await self._check_live(conn, claims, caller)
-            for check in self.checks:
-                await check(claims, caller, conn)
+        try:
+            async with self.database.read() as conn:
+                await self._check_live(conn, claims, caller)
+                for check in self.checks:
+                    await check(claims, caller, conn)
+        except FhirError:
+            log.info("token.refused", reason="not_live", client_id=claims.client_id, jti=claims.jwt_id)
+            raise
         return caller
 
     async def _check_live(self, conn: Connection, claims: TokenClaims, caller: Caller) -> None:
