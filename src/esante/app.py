@@ -34,6 +34,7 @@ from esante.security.accounts.service import AccountService
 from esante.security.audit_trail import Auditor
 from esante.security.jwks import CACHE_CONTROL, jwks_document
 from esante.security.keys import KeyRing
+from esante.security.oauth.routes import oauth_routes
 from esante.security.pdp.decision import Rule
 from esante.security.pdp.enforce import PolicyEnforcer
 from esante.security.pdp.engine import PolicyDecisionPoint
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             Route("/", home, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             *account_routes(platform.accounts, platform.login_limiter),
+            *oauth_routes(platform),
             Route("/fhir", fhir, methods=_METHODS),
             Route("/fhir/{path:path}", fhir, methods=_METHODS),
         ],

@@ -55,7 +55,11 @@ class PlatformLike(Protocol):
 def build_context(
     platform: PlatformLike, accounts: Accounts | None = None, limiter: RateLimiter | None = None
 ) -> OAuthContext:
-    """Wire the authorization server on a platform (its database, keys, settings and auditor)."""
+    """Wire the authorization server on a platform (its database, keys, settings and auditor).
+
+    Accounts default to the platform's account service and the limiter to its ``login_limiter``, so the login
+    page shares one budget per client address with the other password-taking endpoints (bucket ``login``).
+    """
     settings = platform.settings
     if accounts is None:
         accounts = getattr(platform, "accounts", None)
@@ -73,7 +77,7 @@ def build_context(
         clients=clients,
         grants=grants,
         accounts=accounts,
-        limiter=limiter or RateLimiter(),
+        limiter=limiter or getattr(platform, "login_limiter", None) or RateLimiter(),
         auditor=platform.auditor,
         urls=Endpoints.of(settings),
     )
