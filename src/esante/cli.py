@@ -276,10 +276,14 @@ def token(
 
 
 def _clients(settings: Settings, action: Callable[[ClientStore], Awaitable[T]]) -> T:
-    """Run ``action`` on the client registry of the configured database; a refusal exits with code 2."""
+    """Run ``action`` on the client registry of the configured database (migrated first, so a fresh var/ works);
+    a refusal exits with code 2."""
     from esante.db.engine import create_database
+    from esante.db.migrate import upgrade
     from esante.security.oauth.client_store import ClientStore
     from esante.security.oauth.clients import ClientError
+
+    upgrade(settings.effective_database_url)
 
     async def run() -> T:
         database = create_database(settings.effective_database_url, pool_size=2)
