@@ -99,7 +99,7 @@ async def test_failed_and_denied_attempts_are_recorded(platform: Platform, clien
     observation = {"resourceType": "Observation", "status": "final", "code": {"text": "bp"}}
     headers = {**FHIR_JSON, **no_observation_writes}
     outcome(await client.post("/fhir/Observation", json=observation, headers=headers), 403)
-    missing, invalid, denied = await events(platform)
+    missing, invalid, denied, decision = await events(platform)
     assert (subtype(missing), missing["outcome"], missing["outcomeDesc"]) == ("read", "4", "HTTP 404")
     assert patients(missing) == ["Patient/nobody"]
     assert (subtype(invalid), invalid["outcome"]) == ("create", "4")
@@ -109,6 +109,10 @@ async def test_failed_and_denied_attempts_are_recorded(platform: Platform, clien
         "4",
         "HTTP 403",
     )
+    # the refusal is also an authorization decision of its own (BALP AuthZ: Security Alert, outcome 8)
+    assert (decision["type"]["code"], subtype(decision), decision["outcome"]) == ("110113", "AuthZ-Role", "8")
+    assert "scopes do not allow to create Observation" in decision["outcomeDesc"]
+    assert request_id(decision) == request_id(denied)
     # the refused and invalid writes left no data behind, only their audit
     assert (await client.get("/fhir/Patient")).json()["total"] == 0
 
