@@ -66,8 +66,42 @@ def capability_statement(router: FhirRouter, ctx: RequestContext) -> dict[str, A
                     for op in operations
                     if op.system
                 ],
+                **_security(router),
             }
         ],
+    }
+
+
+def _security(router: FhirRouter) -> dict[str, Any]:
+    """SMART App Launch's discovery in the CapabilityStatement: the OAuth endpoints every request needs."""
+    if router.authenticator is None:
+        return {}
+    issuer = router.authenticator.settings.effective_issuer
+    uris = {"authorize": "oauth/authorize", "token": "oauth/token", "introspect": "oauth/introspect"}
+    uris["revoke"] = "oauth/revoke"
+    return {
+        "security": {
+            "cors": False,
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ],
+                    "text": "OAuth 2.0 bearer tokens (SMART App Launch, IHE IUA)",
+                }
+            ],
+            "extension": [
+                {
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [{"url": name, "valueUri": f"{issuer}/{path}"} for name, path in uris.items()],
+                }
+            ],
+            "description": "Every interaction but this CapabilityStatement needs an access token from "
+            f"{issuer}/oauth/token (see {issuer}/.well-known/smart-configuration).",
+        }
     }
 
 
