@@ -229,3 +229,14 @@ async def test_the_token_endpoint_is_rate_limited(start_server: Any) -> None:
 
 def test_assertion_type_constant_matches_rfc7523() -> None:
     assert ASSERTION_TYPE == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+async def test_a_plain_http_public_url_is_refused(start_server: Any) -> None:
+    """OAuth over plain http is only allowed on loopback: a deployment whose public URL is http elsewhere is told."""
+    server: AuthServer = await start_server(base_url="http://esante.example/fhir")
+    client = await system_client(server)
+    response = await token_request(server, credentials(server, client))
+    assert response.status_code == 400 and response.json()["error"] == "insecure_transport"
+    async with httpx.AsyncClient() as http:
+        page = await http.get(server.authorize_url, params={"response_type": "code", "client_id": "x"})
+    assert page.status_code == 400 and 'data-error="insecure_transport"' in page.text

@@ -232,3 +232,24 @@ async def test_revocation_of_access_and_refresh_tokens(auth: AuthServer) -> None
         ).json()["access_token"]
         revoked = await http.post(revoke_url, data={"token": token, **lab.auth_params(revoke_url)})
         assert revoked.status_code == 200 and await introspect(http, token) == {"active": False}
+
+
+async def test_an_assistant_loses_access_when_the_delegation_is_withdrawn(auth: AuthServer) -> None:
+    who, introspect = await setup(auth)
+    await person(auth, "patient", "marc", patient_id="p-marc")
+    service = AccountService(auth.database, auth.settings, clock=auth.clock)
+    await service.add_delegation(who.account.id, "p-marc")
+    verifier, challenge = pkce()
+    async with httpx.AsyncClient() as http:
+        page = await http.get(auth.authorize_url, params=authorize_params("portal", challenge))
+        login = {**hidden_fields(page.text), "username": "lea", "password": PASSWORD, "totp": next_code(auth, who)}
+        consent = await http.post(form_action(page.text), data=login)
+        choice = {**hidden_fields(consent.text), "decision": "allow", "patient": "p-marc"}
+        redirect = location_params(await http.post(form_action(consent.text), data=choice))
+        body = (await exchange(auth, http, redirect["code"], verifier)).json()
+        assert body["patient"] == "p-marc" and (await introspect(http, body["access_token"]))["active"] is True
+        await service.revoke_delegation(who.account.id, "p-marc")
+        assert await introspect(http, body["access_token"]) == {"active": False}
+        assert await introspect(http, body["refresh_token"]) == {"active": False}
+        response = await refresh(http, auth, body["refresh_token"])
+        assert response.status_code == 400 and response.json()["error"] == "invalid_grant"

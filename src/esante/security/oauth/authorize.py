@@ -27,13 +27,13 @@ from esante.security.audit_auth import LoginAudit, login_event
 from esante.security.oauth import grants_policy as policy
 from esante.security.oauth import tickets
 from esante.security.oauth.context import FormError, OAuthContext, client_address, instant, read_form
-from esante.security.oauth.pages import describe_scopes, render
-from esante.security.oauth.server import (
+from esante.security.oauth.integration import (
     AuthorizationPageError,
     AuthorizationRedirect,
     HttpInput,
     ValidatedAuthorization,
 )
+from esante.security.oauth.pages import describe_scopes, render
 
 _TITLES = {
     "invalid_client": "Unknown application",

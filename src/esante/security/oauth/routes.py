@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
+from authlib.oauth2.rfc6749 import InsecureTransportError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,8 +37,9 @@ from esante.security.oauth.authorize import authorize_get, authorize_post
 from esante.security.oauth.client_store import ClientStore
 from esante.security.oauth.context import Accounts, FormError, OAuthContext, client_address, instant, read_form
 from esante.security.oauth.grant_store import GrantStore
+from esante.security.oauth.integration import INSECURE_TRANSPORT, HttpInput, StarletteOAuth2Request
 from esante.security.oauth.metadata import Endpoints, authorization_server_metadata, smart_configuration
-from esante.security.oauth.server import EsanteAuthorizationServer, HttpInput, StarletteOAuth2Request
+from esante.security.oauth.server import EsanteAuthorizationServer
 from esante.security.ratelimit import RateLimiter
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -89,6 +91,10 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 def _oauth_error(error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> Response:
     return _json({"error": error, "error_description": description}, status, {**_NO_STORE, **(headers or {})})
+
+
+def _insecure() -> Response:
+    return _oauth_error("insecure_transport", INSECURE_TRANSPORT)
 
 
 def _claimed_client(params: list[tuple[str, str]]) -> str | None:
@@ -145,8 +151,12 @@ async def token_endpoint(ctx: OAuthContext, request: Request) -> Response:
             response = _oauth_error("invalid_request", str(failure))
     if response is None:
         http = HttpInput("POST", ctx.urls.token, dict(request.headers), params, address)
-        oauth_request = StarletteOAuth2Request(http)
-        response = await run_in_threadpool(ctx.server.create_token_response, oauth_request)
+        try:
+            oauth_request = StarletteOAuth2Request(http)
+        except InsecureTransportError:
+            response = _insecure()
+        else:
+            response = await run_in_threadpool(ctx.server.create_token_response, oauth_request)
     assert response is not None
     await ctx.audit([token_request_event(_token_audit(ctx, address, params, oauth_request, response))])
     return response
@@ -192,9 +202,11 @@ async def _endpoint(ctx: OAuthContext, request: Request, name: str, url: str) ->
     except FormError as error:
         return _oauth_error("invalid_request", str(error))
     http = HttpInput("POST", url, dict(request.headers), params, client_address(request))
-    response: Response = await run_in_threadpool(
-        ctx.server.create_endpoint_response, name, StarletteOAuth2Request(http)
-    )
+    try:
+        oauth_request = StarletteOAuth2Request(http)
+    except InsecureTransportError:
+        return _insecure()
+    response: Response = await run_in_threadpool(ctx.server.create_endpoint_response, name, oauth_request)
     return response
 
 
