@@ -85,11 +85,19 @@ class FhirRouter:
 
     async def _authenticated(self, request: FhirRequest) -> Outcome:
         """The bearer token check (ITI-72) for everything but the CapabilityStatement, which SMART clients read
-        before they have a token."""
-        if self.authenticator is not None and request.path.strip("/") != "metadata":
-            caller = await self.authenticator.authenticate(request.headers)
-            request.ctx = dataclasses.replace(request.ctx, caller=caller)
+        before they have a token. Reads check the token on their own read connection (see ``_handle``); other
+        requests are authenticated before their body is even parsed."""
+        if self._needs_token(request) and not _is_read(request.method, request.path):
+            await self._authenticate(request)
         return await self._handle(request)
+
+    def _needs_token(self, request: FhirRequest) -> bool:
+        return self.authenticator is not None and request.path.strip("/") != "metadata"
+
+    async def _authenticate(self, request: FhirRequest, conn: Any = None) -> None:
+        assert self.authenticator is not None
+        caller = await self.authenticator.authenticate(request.headers, conn)
+        request.ctx = dataclasses.replace(request.ctx, caller=caller)
 
     async def _audit(self, request: FhirRequest, status: int, outcome: Outcome | None) -> None:
         assert self.auditor is not None
@@ -108,10 +116,13 @@ class FhirRouter:
         method = request.method.upper()
         parts = [p for p in request.path.split("/") if p]
         ctx = request.ctx
-        if method in _READ_METHODS or (method == "POST" and parts and parts[-1] == "_search"):
+        if _is_read(method, request.path):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))
             async with self.store.database.read(search=_is_search(parts)) as conn:
+                if self._needs_token(request):
+                    await self._authenticate(request, conn)
+                    ctx = request.ctx
                 session = self.store.session(conn, ctx.caller)
                 return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, request)
         body: Any = None
@@ -241,6 +252,12 @@ class FhirRouter:
         self.service.policy.authorize_operation(ctx, op, res_type, res_id)
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
         return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+
+
+def _is_read(method: str, path: str) -> bool:
+    """GET/HEAD, or a POST _search: served on a read connection."""
+    method = method.upper()
+    return method in _READ_METHODS or (method == "POST" and path.rstrip("/").endswith("_search"))
 
 
 def _is_search(parts: list[str]) -> bool:
