@@ -527,7 +527,7 @@ class AccountService:
                 )
                 values = {"status": (AccountStatus.ACTIVE if done else AccountStatus.INACTIVE).value}
             if target is not None:  # suspension and closure stop every token issued so far
-                values["tokens_valid_after"] = now
+                values["tokens_valid_after"] = now + 1  # iat has 1 s granularity: this second's tokens too
                 await store.revoke_refresh_tokens(conn, account_id)
             await store.update_account(conn, account_id, now, **values)
             updated = await store.get_account(conn, account_id)
@@ -613,7 +613,7 @@ class AccountService:
                     reset_expires=None,
                     failed_logins=0,
                     locked_until=None,
-                    tokens_valid_after=now,
+                    tokens_valid_after=now + 1,  # tokens issued up to this second (iat) stop working
                 )
                 await store.revoke_refresh_tokens(conn, account.id)
         if error is not None:
