@@ -3,8 +3,9 @@
 Usage: ``python -m bench.audit_overhead [--db postgresql://...] [--reads 1000] [--clients 1 8]``
 
 Runs the real ASGI app in process (httpx ASGITransport, no network), so the figure is the server-side cost per
-request: with auditing on, each read also appends its PatientRead AuditEvent (one short write transaction taking
-the chain's advisory lock). The database (default ``postgresql://postgres@127.0.0.1:5432/audit_bench``) is dropped
+request (every read carries a registered system client's token through the bearer gate): with auditing on, each
+read also appends its PatientRead AuditEvent (one short write transaction taking the chain's advisory lock). The
+database (default ``postgresql://postgres@127.0.0.1:5432/audit_bench``) is dropped
 and re-migrated. Writes bench/results/audit_overhead.json and prints the figures.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.machine import describe
-from esante.app import build_platform, create_app
+from esante.app import Platform, build_platform, create_app
 from esante.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +45,37 @@ def reset(url: str) -> None:
     upgrade(url)
 
 
+async def bench_token(platform: Platform) -> str:
+    """A registered all-rights system client's token: every read goes through the bearer gate as in production."""
+    import time
+
+    from esante.security.keys import KeyRing
+    from esante.security.tokens import mint_for, principal
+
+    now = int(time.time())
+    async with platform.database.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
+            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at) VALUES"
+            " ('bench', 'bench', 'hospital', 'active', false, 'private_key_jwt', '{\"keys\": []}', '[]',"
+            " 'client_credentials', 'system/*.cruds', NULL, 0, ?, ?)",
+            (now, now),
+        )
+    ring = KeyRing.load_or_create(platform.settings)
+    return mint_for(platform.settings, ring, principal("system:bench"), scope="system/*.cruds")
+
+
 async def run(url: str, audit: bool, reads: int, clients: int) -> dict[str, Any]:
-    platform = build_platform(Settings(database_url=url, audit_enabled=audit, warm_up=False))
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="audit-bench-"))
+    platform = build_platform(Settings(database_url=url, audit_enabled=audit, warm_up=False, var_dir=folder))
     await platform.database.connect()
     try:
         app = create_app(platform.settings, platform)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        headers = {"Authorization": f"Bearer {await bench_token(platform)}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as http:
             body = {"resourceType": "Patient", "name": [{"family": "Bench", "given": ["Audit"]}]}
             pid = (await http.post("/fhir/Patient", json=body)).json()["id"]
             for _ in range(100):  # warm the statement caches and the pools

@@ -1,12 +1,15 @@
 """REST benchmark on PostgreSQL: CRUD mix, searches, transaction-bundle ingest, and pgbench as the yardstick.
 
-Usage: ``python -m bench.run [--patients 5000] [--duration 20] [--connections 16] [--workers 2]``
+Usage: ``python -m bench.run [--patients 5000] [--duration 20] [--connections 16] [--workers 2] [--audit on|off]``
 
 Steps: (1) fresh database ``esante_bench``, migrated; (2) seed patients + observations through the store's
-transaction path (progress bar); (3) start ``esante serve`` with N uvicorn workers; (4) drive it with wrk (C, so
-the load generator takes as little of the 2 cores as possible) for each workload; (5) run pgbench with the SQL a
-read and a token search issue, to express our throughput as a fraction of what PostgreSQL alone does on the same
-box; (6) write bench/results/rest.json and print a table. Everything runs on this machine, load generator included.
+transaction path (progress bar); (3) register the benchmark's system client and mint its token, and a token for
+each of 1,000 patients; (4) start ``esante serve`` with N uvicorn workers (audit trail on, as in production, unless
+``--audit off``); (5) drive it with wrk (C, so the load generator takes as little of the 2 cores as possible) for
+each workload, every request carrying a bearer token through the gate and the policy; (6) run pgbench with the SQL
+a read and a token search issue, to express our throughput as a fraction of what PostgreSQL alone does on the same
+box; (7) write bench/results/rest.json (``rest_audit_off.json`` without the trail) and print a table. Everything
+runs on this machine, load generator included.
 """
 
 from __future__ import annotations
@@ -34,10 +37,15 @@ from esante.app import build_platform
 from esante.config import Settings
 from esante.db.migrate import upgrade
 from esante.fhir.context import RequestContext
+from esante.security.keys import KeyRing
+from esante.security.policy import Caller
+from esante.security.tokens import mint_for, principal
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CODES = ["29463-7", "8480-6", "8462-4", "8310-5", "2339-0"]
+LOADER = Caller(kind="system", subject="bench-loader", scopes=("system/*.cruds",))
+BENCH_CLIENT = "bench-integrator"
 console = Console()
 
 
@@ -126,7 +134,8 @@ async def seed(url: str, patients: int, data_dir: Path) -> dict[str, Any]:
         task = progress.add_task("seeding", total=patients)
         for start in range(0, patients, 10):
             bundle = make_bundle(rng, 2_000_000_000 + start)
-            outcome = await platform.router.bundles.process(RequestContext(prefer_return="minimal"), bundle)
+            ctx = RequestContext(caller=LOADER, prefer_return="minimal")
+            outcome = await platform.router.bundles.process(ctx, bundle)
             assert isinstance(outcome.body, dict)
             for entry in outcome.body["entry"]:
                 location = entry["response"]["location"].split("/_history")[0]
@@ -147,8 +156,43 @@ async def seed(url: str, patients: int, data_dir: Path) -> dict[str, Any]:
     return {"resources": total, "seconds": round(elapsed, 2), "resources_per_s": round(total / elapsed, 1)}
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, ESANTE_LOG_LEVEL="warning", ESANTE_DB_POOL_SIZE="8")
+async def credentials(url: str, data_dir: Path, port: int) -> str:
+    """Register the benchmark's all-rights system client; write 1,000 patients' tokens; return the client's token.
+
+    Tokens are minted as the operator's CLI does, with the server's key folder (``data_dir``) and its issuer and
+    audience (the port), so the server verifies them like any other.
+    """
+    settings = Settings(database_url=url, var_dir=data_dir, port=port)
+    platform = build_platform(settings)
+    await platform.database.connect()
+    now = int(time.time())
+    try:
+        async with platform.database.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
+                " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at) VALUES"
+                " (?, 'benchmark', 'hospital', 'active', false, 'private_key_jwt', '{\"keys\": []}', '[]',"
+                " 'client_credentials', 'system/*.cruds', NULL, 0, ?, ?)",
+                (BENCH_CLIENT, now, now),
+            )
+    finally:
+        await platform.database.close()
+    ring = KeyRing.load_or_create(settings)
+    ttl = settings.token_max_ttl
+    patients = (data_dir / "patients.txt").read_text().split()[:1000]
+    lines = [f"{pid}\t{mint_for(settings, ring, principal(f'patient:{pid}'), ttl=ttl)}" for pid in patients]
+    (data_dir / "patient_tokens.txt").write_text("\n".join(lines) + "\n")
+    return mint_for(settings, ring, principal(f"system:{BENCH_CLIENT}"), scope="system/*.cruds", ttl=ttl)
+
+
+def start_server(url: str, port: int, workers: int, data_dir: Path, audit: bool) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        ESANTE_LOG_LEVEL="warning",
+        ESANTE_DB_POOL_SIZE="8",
+        ESANTE_VAR_DIR=str(data_dir),
+        ESANTE_AUDIT_ENABLED="true" if audit else "false",
+    )
     cmd = [
         sys.executable,
         "-m",
@@ -172,8 +216,8 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
 
 
-def run_wrk(script: str, port: int, duration: int, connections: int, data_dir: Path) -> dict[str, Any]:
-    env = dict(os.environ, BENCH_DIR=str(HERE), BENCH_DATA=str(data_dir))
+def run_wrk(script: str, port: int, duration: int, connections: int, data_dir: Path, token: str) -> dict[str, Any]:
+    env = dict(os.environ, BENCH_DIR=str(HERE), BENCH_DATA=str(data_dir), BENCH_TOKEN=token)
     cmd = [
         "wrk",
         "-t1",
@@ -260,7 +304,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--audit", choices=("on", "off"), default="on")
     args = parser.parse_args()
+    audit = args.audit == "on"
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
     url = recreate_database(args.admin_url, "esante_bench")
@@ -271,20 +317,25 @@ def main() -> None:
     subprocess.run(["psql", url, "-qc", "VACUUM ANALYZE"], check=True)
     # start from a clean checkpoint: otherwise the one the bulk load's WAL triggers lands in the first workload
     subprocess.run(["psql", url, "-qc", "CHECKPOINT"], check=True)
-    server = start_server(url, args.port, args.workers)
+    token = asyncio.run(credentials(url, data_dir, args.port))
+    server = start_server(url, args.port, args.workers, data_dir, audit)
     # warm-up, not measured: every worker finishes its start-up and every pooled connection prepares its
     # statements (the first worker may answer while the second is still warming up)
     time.sleep(5)
-    run_wrk("crud.lua", args.port, 5, args.connections, data_dir)
+    run_wrk("crud.lua", args.port, 5, args.connections, data_dir, token)
+    run_wrk("patient.lua", args.port, 3, args.connections, data_dir, token)
     workloads: dict[str, Any] = {}
     try:
         runs = [("crud.lua", args.connections), ("search.lua", args.connections), ("ingest.lua", args.connections)]
         runs += [("search.lua", c) for c in (8, 4) if c < args.connections]
+        runs += [("patient.lua", args.connections)]
         for script, connections in runs:
-            result = run_wrk(script, args.port, args.duration, connections, data_dir)
+            result = run_wrk(script, args.port, args.duration, connections, data_dir, token)
             result["connections"] = connections
             if script == "ingest.lua":
                 result["resources_per_s"] = round(result["req_per_s"] * 100, 1)
+            if result["non_2xx"] > result["requests"] // 100:  # refused requests would look fast: not a result
+                raise RuntimeError(f"{script}: {result['non_2xx']} of {result['requests']} answers were not 2xx")
             name = result["workload"] if connections == args.connections else f"{result['workload']}_c{connections}"
             workloads[name] = result
             console.print(name, result)
@@ -301,6 +352,8 @@ def main() -> None:
             "duration_s": args.duration,
             "load_generator": "wrk 4.1 (1 thread) on the same machine",
             "database": "PostgreSQL (local)",
+            "audit_trail": audit,
+            "authentication": "every request carries a bearer token (ES256 JWT) checked by the gate",
             "seed": seeded,
         },
         "workloads": workloads,
@@ -312,8 +365,8 @@ def main() -> None:
             "search_vs_token_search": round(workloads["search"]["req_per_s"] / pgbench["search_token"]["tps"], 3),
         }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rest.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = Table(title="eSanté REST benchmark (PostgreSQL)")
+    (RESULTS / ("rest.json" if audit else "rest_audit_off.json")).write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title=f"eSanté REST benchmark (PostgreSQL, audit {'on' if audit else 'off'})")
     for column in ("workload", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column)
     for name, result in workloads.items():

@@ -1,4 +1,4 @@
--- Shared by the wrk scripts: load ids written by bench/run.py, report latency percentiles as JSON.
+-- Shared by the wrk scripts: load ids written by bench/run.py, the bearer token, latency percentiles as JSON.
 local M = {}
 
 function M.lines(path)
@@ -7,6 +7,17 @@ function M.lines(path)
     if #line > 0 then list[#list + 1] = line end
   end
   return list
+end
+
+-- every request carries the benchmark client's token (BENCH_TOKEN), through the gate like any client's
+M.bearer = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
+wrk.headers["Authorization"] = M.bearer
+
+-- headers for a request with a body: the given ones plus the token
+function M.with_auth(headers)
+  local all = { ["Authorization"] = M.bearer }
+  for k, v in pairs(headers) do all[k] = v end
+  return all
 end
 
 function M.report(name)

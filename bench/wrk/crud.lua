@@ -10,7 +10,7 @@ local patients = common.lines(dir .. "/patients.txt")
 local observations = common.lines(dir .. "/observations.txt")
 local documents = common.lines(dir .. "/documents.txt")
 local idents = common.lines(dir .. "/identifiers.txt")
-local json_headers = { ["Content-Type"] = "application/fhir+json" }
+local json_headers = common.with_auth({ ["Content-Type"] = "application/fhir+json" })
 local counter = 0
 
 request = function()

@@ -4,7 +4,7 @@ local common = require("common")
 local f = io.open(os.getenv("BENCH_DATA") .. "/bundle.json", "r")
 local body = f:read("*a")
 f:close()
-local headers = { ["Content-Type"] = "application/fhir+json", ["Prefer"] = "return=minimal" }
+local headers = common.with_auth({ ["Content-Type"] = "application/fhir+json", ["Prefer"] = "return=minimal" })
 
 request = function()
   return wrk.format("POST", "/fhir", headers, body)

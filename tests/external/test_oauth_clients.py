@@ -94,9 +94,9 @@ async def test_fhirpy_and_fhirclient_with_tokens_from_both_flows(db_url: str, tm
             smart.server.session.headers["Authorization"] = f"Bearer {tokens['access_token']}"
             me = fpatient.Patient.read("p-lea", smart.server)
             assert me.id == "p-lea"
-            mine = fobservation.Observation.where({"code": "29463-7"}).perform_resources(smart.server)
+            mine = list(fobservation.Observation.where({"code": "29463-7"}).perform_resources_iter(smart.server))
             assert sorted(o.valueQuantity.value for o in mine) == [61, 62]
-            everything = fobservation.Observation.where({}).perform(smart.server)
+            everything = next(fobservation.Observation.where({}).perform_iter(smart.server))
             assert everything.total == 2, "the other patient's Observation is neither listed nor counted"
             with pytest.raises(Exception) as refused:
                 fobservation.Observation.read(other.id, smart.server)
