@@ -10,7 +10,9 @@ import time
 
 from esante.config import Settings
 from esante.db.engine import Database
+from esante.demo import register_system_client
 from esante.security.keys import KeyRing
+from esante.security.oauth.client_store import ClientStore
 from esante.security.tokens import mint_for, principal
 
 TEST_CLIENT = "test-system"
@@ -25,31 +27,12 @@ async def register_client(
     kind: str = "hospital",
     status: str = "active",
 ) -> None:
-    """Insert a registered system client row (the authorization server's registry) for ``client_id``."""
-    now = int(time.time())
-    async with database.transaction() as conn:
+    """Register (or register again) establishment software ``client_id`` through the client registry."""
+    async with database.transaction() as conn:  # a test may register the same id again with other scopes
         await conn.execute("DELETE FROM oauth_client WHERE client_id = ?", (client_id,))
-        await conn.execute(
-            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
-            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client_id,
-                f"test client {client_id}",
-                kind,
-                status,
-                False,
-                "private_key_jwt",
-                '{"keys": []}',
-                "[]",
-                "client_credentials",
-                scopes,
-                None,
-                0,
-                now,
-                now,
-            ),
-        )
+    await register_system_client(database, client_id, f"test client {client_id}", scopes, kind=kind)
+    if status == "suspended":
+        await ClientStore(database).suspend(client_id, int(time.time()))
 
 
 def token(settings: Settings, who: str, scope: str | None = None, **options: object) -> str:

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
-from esante.app import Platform, build_platform
+from joserfc.jwk import ECKey
+
+from esante.app import build_platform
 from esante.config import Settings
+from esante.db.engine import Database
 from esante.fhir.context import RequestContext
+from esante.security.oauth.client_store import ClientStore
+from esante.security.oauth.clients import OAuthClient, Registration, build_client, parse_jwks
 from esante.security.policy import Caller
 
 # the demo loader writes as a system process of the platform itself (like any establishment software would)
@@ -129,21 +137,31 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
 
 
 DEMO_CLIENT = "demo-integrator"
-"""A system client registered with the demo data, for operator tokens (``esante token --as system:demo-integrator``).
-It has no keys, so it cannot obtain tokens from the token endpoint itself."""
+"""A system client registered with the demo data, with every right. The operator's CLI mints its tokens
+(``esante token --as system:demo-integrator``); its private key is left in ``<var_dir>/demo/`` so that the real
+flow (client_credentials with a private_key_jwt assertion) can be tried too."""
 
 
-async def register_demo_client(platform: Platform) -> None:
-    now = int(time.time())
-    async with platform.database.transaction() as conn:
-        if await conn.fetchval("SELECT 1 FROM oauth_client WHERE client_id = ?", (DEMO_CLIENT,)):
-            return
-        await conn.execute(
-            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
-            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at)"
-            " VALUES (?, ?, 'hospital', 'active', ?, 'private_key_jwt', ?, '[]', 'client_credentials', ?, ?, 0, ?, ?)",
-            (DEMO_CLIENT, "Demo integration (all rights)", False, '{"keys": []}', "system/*.cruds", "demo", now, now),
-        )
+async def register_system_client(
+    database: Database,
+    client_id: str,
+    name: str,
+    scopes: str,
+    *,
+    kind: str = "hospital",
+    key_file: Path | None = None,
+) -> OAuthClient:
+    """Register establishment software with a freshly generated P-256 key, through the client registry's own
+    validation; the private key is written to ``key_file`` (PKCS#8 PEM, mode 0600) when one is given."""
+    key = ECKey.generate_key("P-256")
+    jwks = parse_jwks(json.dumps({"keys": [key.as_dict(private=False)]}))
+    client = build_client(Registration(client_id, name, kind, jwks=jwks, scopes=scopes), int(time.time()))
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(key.as_pem(private=True))
+    return await ClientStore(database).register(client)
 
 
 async def load_demo(settings: Settings) -> int:
@@ -157,7 +175,10 @@ async def load_demo(settings: Settings) -> int:
                 return 0
         outcome = await platform.router.bundles.process(RequestContext(caller=DEMO_LOADER), demo_bundle())
         assert isinstance(outcome.body, dict)
-        await register_demo_client(platform)
+        key_file = settings.var_dir / "demo" / f"{DEMO_CLIENT}.pem"
+        await register_system_client(
+            platform.database, DEMO_CLIENT, "Demo integration (all rights)", "system/*.cruds", key_file=key_file
+        )
         return len(outcome.body["entry"])
     finally:
         await platform.database.close()

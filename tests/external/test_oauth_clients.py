@@ -22,21 +22,8 @@ from fhirpy.base.exceptions import ForbiddenError
 from esante.db.engine import create_database
 from esante.security.keys import KeyRing
 from tests.live_server import loopback_settings, serve
-from tests.security.accounts_support import PASSWORD
 from tests.security.helpers import FakeClock
-from tests.security.oauth_support import (
-    AuthServer,
-    authorize_params,
-    exchange,
-    form_action,
-    hidden_fields,
-    location_params,
-    next_code,
-    person,
-    pkce,
-    public_app,
-    system_client,
-)
+from tests.security.oauth_support import AuthServer, authorize_as, person, public_app, system_client
 
 
 async def test_fhirpy_and_fhirclient_with_tokens_from_both_flows(db_url: str, tmp_path: Path) -> None:
@@ -79,16 +66,8 @@ async def test_fhirpy_and_fhirclient_with_tokens_from_both_flows(db_url: str, tm
                 await lab_fhir.resource("Patient", name=[{"family": "Nope"}]).save()
 
             # --- the patient: authorization code + PKCE through the login and consent pages, then fhirclient
-            verifier, challenge = pkce()
             async with httpx.AsyncClient() as http:
-                page = await http.get(server.authorize_url, params=authorize_params("portal", challenge))
-                login = {**hidden_fields(page.text), "username": "lea", "password": PASSWORD}
-                consent = await http.post(form_action(page.text), data={**login, "totp": next_code(server, lea)})
-                allowed = await http.post(
-                    form_action(consent.text), data={**hidden_fields(consent.text), "decision": "allow"}
-                )
-                redirect = location_params(allowed)
-                tokens = (await exchange(server, http, redirect["code"], verifier)).json()
+                tokens = await authorize_as(server, http, lea)
             assert tokens["patient"] == "p-lea"
             smart = smart_client.FHIRClient(settings={"app_id": "portal", "api_base": fhir})
             smart.server.session.headers["Authorization"] = f"Bearer {tokens['access_token']}"

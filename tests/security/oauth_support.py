@@ -383,3 +383,19 @@ def location_params(response: httpx.Response) -> dict[str, str]:
     location = response.headers["location"]
     assert location.startswith(REDIRECT), location
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def authorize_as(
+    server: AuthServer, http: httpx.AsyncClient, who: Person, client: str = "portal"
+) -> dict[str, Any]:
+    """Drive the whole authorization code flow as ``who`` would in a browser (login page with password and TOTP,
+    consent page, redirect) and exchange the code with its PKCE verifier; returns the token response."""
+    verifier, challenge = pkce()
+    page = await http.get(server.authorize_url, params=authorize_params(client, challenge))
+    login = {**hidden_fields(page.text), "username": who.username, "password": PASSWORD}
+    consent = await http.post(form_action(page.text), data={**login, "totp": next_code(server, who)})
+    allowed = await http.post(form_action(consent.text), data={**hidden_fields(consent.text), "decision": "allow"})
+    response = await exchange(server, http, location_params(allowed)["code"], verifier, client)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

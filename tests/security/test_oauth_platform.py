@@ -11,21 +11,8 @@ import httpx
 from esante.db.engine import create_database
 from esante.security.keys import KeyRing
 from tests.live_server import loopback_settings, serve
-from tests.security.accounts_support import PASSWORD
 from tests.security.helpers import FakeClock
-from tests.security.oauth_support import (
-    AuthServer,
-    authorize_params,
-    exchange,
-    form_action,
-    hidden_fields,
-    location_params,
-    next_code,
-    person,
-    pkce,
-    public_app,
-    system_client,
-)
+from tests.security.oauth_support import AuthServer, authorize_as, person, public_app, system_client
 
 
 async def test_issued_tokens_open_fhir_and_revocation_closes_it(db_url: str, tmp_path: Path) -> None:
@@ -52,16 +39,7 @@ async def test_issued_tokens_open_fhir_and_revocation_closes_it(db_url: str, tmp
                 assert (await http.post(f"{base}/oauth/revoke", data=revoke)).status_code == 200
                 assert (await http.get(f"{fhir}/Patient/p-lea", headers=bearer)).status_code == 401
 
-                verifier, challenge = pkce()
-                page = await http.get(server.authorize_url, params=authorize_params("portal", challenge))
-                login = {**hidden_fields(page.text), "username": "lea", "password": PASSWORD}
-                consent = await http.post(form_action(page.text), data={**login, "totp": next_code(server, who)})
-                redirect = location_params(
-                    await http.post(
-                        form_action(consent.text), data={**hidden_fields(consent.text), "decision": "allow"}
-                    )
-                )
-                body = (await exchange(server, http, redirect["code"], verifier)).json()
+                body = await authorize_as(server, http, who)
                 patient = {"Authorization": f"Bearer {body['access_token']}"}
                 own = await http.get(f"{fhir}/Patient/p-lea", headers=patient)
                 assert own.status_code == 200 and own.json()["id"] == "p-lea"

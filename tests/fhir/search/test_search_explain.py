@@ -81,3 +81,33 @@ async def test_plans_use_indexes(loaded: SearchKit, res_type: str, query: str) -
     # and the statement runs
     async with loaded.database.read() as conn:
         await conn.fetch(sql, params)
+
+
+@pytest.mark.parametrize("res_type", ["Observation", "Patient"])
+async def test_compartment_membership_is_one_indexed_sub_select(loaded: SearchKit, res_type: str) -> None:
+    """The policy's compartment restriction (a patient's own data) stays an index lookup, never a filter run over
+    every current resource (the shape an OR of per-parameter sub-selects got from PostgreSQL)."""
+    from esante.fhir.definitions import get_registry
+    from esante.fhir.search.execute import patients_cond
+
+    request = loaded.parse(res_type, "code=http://loinc.org|3-1" if res_type == "Observation" else "")
+    access = patients_cond(get_registry(), (res_type,), ("p1", "p8"))
+    sql, params = select_matches(request.res_types, [*request.filters, access], request.sort, 21, 0)
+    async with loaded.database.transaction() as conn:
+        if conn.dialect.is_postgres:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + sql, params))
+            assert "hashed SubPlan" not in plan, plan
+            lookup = r"(Index|Index Only|Bitmap Index) Scan (using|on) ix_idx_reference_value"
+            if res_type == "Patient":
+                lookup = r"Index (Only )?Scan using \w+ on resource pp"
+            assert re.search(lookup, plan), plan
+        else:
+            rows = await conn.fetch("EXPLAIN QUERY PLAN " + sql, params)
+            plan = "\n".join(str(row[-1]) for row in rows)
+            assert not re.search(r"SCAN (pc|pp)\b", plan), plan
+    async with loaded.database.read() as conn:
+        found = sorted(str(row[2]) for row in await conn.fetch(sql, params))
+    # Observation o<i>: code "<i % 7>-1", subject p<i % 60>
+    expected = ["o241", "o248"] if res_type == "Observation" else ["p1", "p8"]
+    assert found == sorted(expected)

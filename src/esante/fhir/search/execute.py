@@ -14,6 +14,7 @@ stable while the data does not change and ``has_next`` needs no COUNT. The total
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,8 @@ from esante.fhir.errors import not_supported
 from esante.fhir.model import StoredResource, row_to_stored
 from esante.fhir.search.compile import (
     RESOURCE_COLUMNS,
-    AnyCond,
     ColumnCond,
     Cond,
-    IndexCond,
     Pred,
     count_matches,
     lit,
@@ -52,19 +51,51 @@ class SearchResult:
 
 
 def compartment_cond(registry: Registry, res_types: tuple[str, ...], compartment: tuple[str, str]) -> Cond:
-    """Membership of the ``compartment`` (only ``Patient`` is defined): any compartment param references it
-    (and, for the compartment's own type, the resource itself)."""
+    """Membership of the ``compartment`` (only ``Patient`` is defined)."""
     ctype, cid = compartment
     if ctype != "Patient":
         raise not_supported(f"Compartment {ctype} is not supported (only Patient)")
-    parts: list[Cond] = []
-    target = Pred("{x}.target_id = ? AND {x}.target_type = ?", (cid, ctype))
-    for rtype in res_types:
-        for param in registry.patient_compartment(rtype):
-            parts.append(IndexCond("reference", (rtype,), param, target))
-        if rtype == ctype:
-            parts.append(ColumnCond(Pred("{x}.res_type = ? AND {x}.res_id = ?", (ctype, cid))))
-    return AnyCond(tuple(parts))
+    return patients_cond(registry, res_types, (cid,))
+
+
+def patients_cond(registry: Registry, res_types: Sequence[str], patients: Sequence[str]) -> Cond:
+    """Resources in the Patient compartment of any of ``patients``: some compartment parameter of their type
+    references one of them (a Patient is in its own compartment).
+
+    Written as ONE ``rid IN (SELECT ...)`` whatever the number of compartment parameters and types, so that
+    PostgreSQL answers it with one index scan of ``ix_idx_reference_value`` (``param IN (...)``,
+    ``target_id IN (...)``) feeding a semi-join. The obvious OR of one sub-select per parameter made PostgreSQL
+    filter every current resource through hashed sub-plans instead (65 ms for a patient's Observations among
+    50,000, against 0.3 ms).
+    """
+    if not patients:
+        return ColumnCond(Pred("1 = 0"))
+    by_params: dict[tuple[str, ...], list[str]] = {}
+    for res_type in res_types:
+        params = tuple(sorted(registry.patient_compartment(res_type)))
+        if params:
+            by_params.setdefault(params, []).append(res_type)
+    marks = ", ".join("?" * len(patients))
+    branches = [
+        f"(pc.res_type IN ({', '.join(lit(t) for t in types)}) AND pc.param IN ({', '.join(lit(p) for p in params)}))"
+        for params, types in by_params.items()
+    ]
+    selects: list[str] = []
+    values: list[Any] = []
+    if branches:
+        selects.append(
+            "SELECT pc.rid FROM idx_reference pc WHERE pc.target_type = 'Patient'"
+            f" AND pc.target_id IN ({marks}) AND ({' OR '.join(branches)})"
+        )
+        values += patients
+    if "Patient" in res_types:
+        selects.append(
+            f"SELECT pp.rid FROM resource pp WHERE pp.res_type = 'Patient' AND pp.is_current AND pp.res_id IN ({marks})"
+        )
+        values += patients
+    if not selects:
+        return ColumnCond(Pred("1 = 0"))
+    return ColumnCond(Pred(f"{{x}}.rid IN ({' UNION ALL '.join(selects)})", tuple(values)))
 
 
 async def execute_search(

@@ -31,12 +31,12 @@ from esante.fhir.search.compile import (
     ColumnCond,
     Cond,
     HasCond,
-    IndexCond,
     NotCond,
     Pred,
     Renderer,
     lit,
 )
+from esante.fhir.search.execute import patients_cond
 from esante.fhir.store import StoreSession
 from esante.security.audit import patients_of
 from esante.security.pdp.decision import Decision
@@ -170,16 +170,7 @@ class PolicyEnforcer:
         raise TypeError(f"unknown restriction {restriction!r}")  # pragma: no cover
 
     def _compartment(self, res_type: str, patients: tuple[str, ...]) -> Cond:
-        if not patients:
-            return ColumnCond(FALSE)
-        marks = ", ".join("?" * len(patients))
-        target = Pred(f"{{x}}.target_type = 'Patient' AND {{x}}.target_id IN ({marks})", patients)
-        parts: list[Cond] = [
-            IndexCond("reference", (res_type,), param, target) for param in self.registry.patient_compartment(res_type)
-        ]
-        if res_type == "Patient":
-            parts.append(ColumnCond(Pred(f"{{x}}.res_id IN ({marks})", patients)))
-        return AnyCond(tuple(parts)) if parts else ColumnCond(FALSE)
+        return patients_cond(self.registry, (res_type,), patients)
 
     def _query(self, res_type: str, query: tuple[tuple[str, str], ...]) -> Cond:
         from esante.fhir.search.parse import parse_search
