@@ -47,20 +47,11 @@ def reset(url: str) -> None:
 
 async def bench_token(platform: Platform) -> str:
     """A registered all-rights system client's token: every read goes through the bearer gate as in production."""
-    import time
-
+    from esante.demo import register_system_client
     from esante.security.keys import KeyRing
     from esante.security.tokens import mint_for, principal
 
-    now = int(time.time())
-    async with platform.database.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
-            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at) VALUES"
-            " ('bench', 'bench', 'hospital', 'active', false, 'private_key_jwt', '{\"keys\": []}', '[]',"
-            " 'client_credentials', 'system/*.cruds', NULL, 0, ?, ?)",
-            (now, now),
-        )
+    await register_system_client(platform.database, "bench", "benchmark", "system/*.cruds")
     ring = KeyRing.load_or_create(platform.settings)
     return mint_for(platform.settings, ring, principal("system:bench"), scope="system/*.cruds")
 

@@ -36,6 +36,7 @@ from bench.machine import describe
 from esante.app import build_platform
 from esante.config import Settings
 from esante.db.migrate import upgrade
+from esante.demo import register_system_client
 from esante.fhir.context import RequestContext
 from esante.security.keys import KeyRing
 from esante.security.policy import Caller
@@ -165,16 +166,8 @@ async def credentials(url: str, data_dir: Path, port: int) -> str:
     settings = Settings(database_url=url, var_dir=data_dir, port=port)
     platform = build_platform(settings)
     await platform.database.connect()
-    now = int(time.time())
     try:
-        async with platform.database.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
-                " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at) VALUES"
-                " (?, 'benchmark', 'hospital', 'active', false, 'private_key_jwt', '{\"keys\": []}', '[]',"
-                " 'client_credentials', 'system/*.cruds', NULL, 0, ?, ?)",
-                (BENCH_CLIENT, now, now),
-            )
+        await register_system_client(platform.database, BENCH_CLIENT, "benchmark", "system/*.cruds")
     finally:
         await platform.database.close()
     ring = KeyRing.load_or_create(settings)

@@ -36,6 +36,7 @@ from rich.table import Table
 from bench.machine import describe
 from esante.app import Platform, build_platform, create_app
 from esante.config import Settings
+from esante.demo import register_system_client
 from esante.fhir.context import RequestContext
 from esante.security.keys import KeyRing
 from esante.security.policy import Caller
@@ -86,15 +87,7 @@ async def seed(platform: Platform, patients: int) -> list[str]:
     outcome = await platform.router.bundles.process(RequestContext(caller=LOADER, prefer_return="minimal"), bundle)
     assert isinstance(outcome.body, dict)
     locations = [e["response"]["location"] for e in outcome.body["entry"]]
-    now = int(time.time())
-    async with platform.database.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO oauth_client (client_id, name, kind, status, public, auth_method, jwks, redirect_uris,"
-            " grant_types, scopes, organization, tokens_valid_after, created_at, updated_at) VALUES"
-            " ('bench', 'bench', 'hospital', 'active', false, 'private_key_jwt', '{\"keys\": []}', '[]',"
-            " 'client_credentials', 'system/*.cruds', NULL, 0, ?, ?)",
-            (now, now),
-        )
+    await register_system_client(platform.database, "bench", "benchmark", "system/*.cruds")
     async with platform.database.transaction() as conn:
         await conn.execute("ANALYZE")
     return [loc.split("/")[-3] for loc in locations if "/Patient/" in loc]
