@@ -162,3 +162,22 @@ def test_the_log_redacts_secret_fields(field: str) -> None:
     structlog.get_logger("t").info("something", **{field: "s3cr3t"}, account_id="a-1")
     line = json.loads(stream.getvalue())
     assert line[field] == logs.REDACTED and line["account_id"] == "a-1" and "s3cr3t" not in stream.getvalue()
+
+
+def test_tokens_signed_before_a_key_rotation_keep_working_until_they_expire(db_url: str, tmp_path: Path) -> None:
+    settings = loopback_settings(var_dir=tmp_path, database_url=db_url)
+    asyncio.run(_register(settings))
+    old = token(settings, f"system:{TEST_CLIENT}", ALL_RIGHTS)
+    with serve(settings) as base, httpx.Client(timeout=30) as http:
+        assert http.get(f"{base}/Patient", headers={"Authorization": f"Bearer {old}"}).status_code == 200
+        ring = KeyRing.load_or_create(settings)
+        retired = ring.signing_key().kid
+        new_kid = ring.rotate().kid  # as `esante keys rotate` does, while the server runs
+        new = token(settings, f"system:{TEST_CLIENT}", ALL_RIGHTS)
+        assert json.loads(base64.urlsafe_b64decode(new.split(".")[0] + "==").decode())["kid"] == new_kid != retired
+        for value in (old, new):
+            assert http.get(f"{base}/Patient", headers={"Authorization": f"Bearer {value}"}).status_code == 200
+        published = {
+            key["kid"] for key in http.get(f"{base.removesuffix('/fhir')}/.well-known/jwks.json").json()["keys"]
+        }
+        assert {retired, new_kid} <= published
