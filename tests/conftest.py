@@ -39,6 +39,7 @@ _TABLES = (
     "idx_reference",
     "idx_uri",
     "audit_chain",
+    "audit_journal",
     "account",
     "account_delegation",
     "oauth_client",

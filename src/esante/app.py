@@ -130,9 +130,13 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         if settings.warm_up:
             warm_up()
         await platform.database.connect()
+        if platform.auditor is not None:
+            await platform.auditor.flush()  # events journaled before a restart are chained first
         try:
             yield
         finally:
+            if platform.auditor is not None:
+                await platform.auditor.close()
             await platform.database.close()
 
     async def home(request: Request) -> Response:

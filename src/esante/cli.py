@@ -120,9 +120,13 @@ def db_current(db: DbOption = None, config: ConfigOption = None) -> None:
 def audit_verify(db: DbOption = None, config: ConfigOption = None) -> None:
     """Walk the audit hash chain; exit 1 and name the first broken record if it was tampered with."""
     from esante.db.engine import create_database
-    from esante.security.audit_trail import AuditTrail, VerifyResult
+    from esante.db.migrate import upgrade
+    from esante.fhir.definitions import get_registry
+    from esante.fhir.store import ResourceStore
+    from esante.security.audit_trail import Auditor, AuditTrail, VerifyResult
 
     settings = _settings(config, db)
+    upgrade(settings.effective_database_url)
 
     async def run() -> VerifyResult:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -131,6 +135,11 @@ def audit_verify(db: DbOption = None, config: ConfigOption = None) -> None:
         await database.connect()
         try:
             trail = AuditTrail()
+            # events journaled but not chained yet (a server stopped abruptly) are chained first
+            auditor = Auditor(ResourceStore(database), get_registry(), trail)
+            chained = await auditor.flush()
+            if chained:
+                console.print(f"{chained} journaled events chained before verifying")
             total = await trail.count(database)
             with Progress(
                 TextColumn("verifying the audit chain"),

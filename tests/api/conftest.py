@@ -25,6 +25,8 @@ async def platform(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) 
     try:
         yield built
     finally:
+        if built.auditor is not None:
+            await built.auditor.close()  # the chainer task must not outlive its database
         await built.database.close()
 
 

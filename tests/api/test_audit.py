@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from esante.app import Platform, build_platform, create_app
 from esante.cli import app as cli
 from esante.config import Settings
-from esante.security.audit_trail import AuditTrail, chain_hash
+from esante.security.audit_trail import AuditTrail, VerifyResult, chain_hash
 from tests.api.helpers import FHIR_JSON, outcome, patient
 from tests.api.test_no_500 import FORBIDDEN, json_values, keys
 from tests.auth import bearer
@@ -32,8 +32,21 @@ def _job_event(label: str) -> dict[str, Any]:
     }
 
 
+async def chained(platform: Platform) -> None:
+    """Chain what the requests journaled (the chainer does it in the background a few milliseconds later)."""
+    assert platform.auditor is not None
+    await platform.auditor.flush()
+
+
+async def verify(platform: Platform) -> VerifyResult:
+    await chained(platform)
+    return await AuditTrail().verify(platform.database)
+
+
 async def events(platform: Platform) -> list[dict[str, Any]]:
     """Every stored AuditEvent, in chain order."""
+    if platform.auditor is not None:
+        await chained(platform)
     async with platform.database.read() as conn:
         rows = await conn.fetch(
             "SELECT r.content FROM audit_chain c JOIN resource r ON r.rid = c.rid AND r.version_id = 1 ORDER BY c.seq"
@@ -185,17 +198,17 @@ async def test_audit_events_are_append_only_and_searchable_by_patient(
     assert sorted(subtype(e["resource"]) for e in own["entry"]) == ["create", "read", "read"]
     compartment = (await client.get(f"/fhir/Patient/{other}/AuditEvent")).json()
     assert [subtype(e["resource"]) for e in compartment["entry"]] == ["create"]
-    assert (await AuditTrail().verify(platform.database)).ok
+    assert (await verify(platform)).ok
 
 
 async def test_verify_a_clean_chain_then_a_tampered_one(platform: Platform, client: httpx.AsyncClient) -> None:
-    trail = AuditTrail()
-    assert await trail.verify(platform.database) == (True, 0, None, "")
+    assert await verify(platform) == (True, 0, None, "")
     pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
     for _ in range(4):
         await client.get(f"/fhir/Patient/{pid}")
-    result = await trail.verify(platform.database)
+    result = await verify(platform)
     assert result == (True, 5, None, "")
+    await chained(platform)
     async with platform.database.read() as conn:
         chain = await conn.fetch("SELECT seq, rid, hash, prev_hash FROM audit_chain ORDER BY seq")
     assert chain[0][3] == "0" * 64 and all(chain[i][3] == chain[i - 1][2] for i in range(1, 5))
@@ -205,7 +218,7 @@ async def test_verify_a_clean_chain_then_a_tampered_one(platform: Platform, clie
         content = orjson.loads(bytes(await conn.fetchval("SELECT content FROM resource WHERE rid = ?", (third_rid,))))
         content["outcome"] = "8"
         await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (orjson.dumps(content), third_rid))
-    broken = await trail.verify(platform.database)
+    broken = await verify(platform)
     assert (broken.ok, broken.checked, broken.first_broken_seq) == (False, 2, third_seq)
     assert "altered" in broken.reason
 
@@ -213,15 +226,15 @@ async def test_verify_a_clean_chain_then_a_tampered_one(platform: Platform, clie
 async def test_verify_sees_a_removed_chain_row_and_a_rehashed_one(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    trail = AuditTrail()
     for _ in range(5):
         await client.get("/fhir/Patient")
+    await chained(platform)
     async with platform.database.read() as conn:
         chain = await conn.fetch("SELECT seq, rid, hash, prev_hash FROM audit_chain ORDER BY seq")
     seqs = [int(row[0]) for row in chain]
     async with platform.database.transaction() as conn:
         await conn.execute("DELETE FROM audit_chain WHERE seq = ?", (seqs[2],))
-    broken = await trail.verify(platform.database)
+    broken = await verify(platform)
     assert (broken.ok, broken.first_broken_seq, broken.checked) == (False, seqs[3], 2)
     assert "removed" in broken.reason
     # a forger who also rewrites the row's hash is caught by the next link
@@ -231,7 +244,7 @@ async def test_verify_sees_a_removed_chain_row_and_a_rehashed_one(
             "SELECT ?, rid, res_id, recorded, hash, prev_hash FROM audit_chain WHERE seq = ?",
             (seqs[2], seqs[1]),
         )
-    assert (await trail.verify(platform.database)).first_broken_seq == seqs[2]
+    assert (await verify(platform)).first_broken_seq == seqs[2]
 
 
 async def test_concurrent_appends_keep_one_valid_chain(platform: Platform, client: httpx.AsyncClient) -> None:
@@ -247,7 +260,7 @@ async def test_concurrent_appends_keep_one_valid_chain(platform: Platform, clien
             await trail.append(session, event)
 
     await asyncio.gather(*(append(i) for i in range(25)))
-    result = await AuditTrail().verify(platform.database)
+    result = await verify(platform)
     assert result == (True, 51, None, "")
 
 
@@ -272,6 +285,8 @@ def test_cli_audit_verify(db_url: str) -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 for _ in range(3):
                     await http.get("/fhir/Patient")
+            assert built.auditor is not None
+            await built.auditor.close()  # chains the journal, as a server does when it stops
             async with built.database.transaction() as conn:
                 await conn.execute("DELETE FROM audit_chain WHERE seq = (SELECT MIN(seq) FROM audit_chain)")
         finally:
@@ -342,7 +357,7 @@ async def test_a_transaction_gives_one_event_per_patient_naming_their_resources(
     assert [x["what"]["reference"] for x in last["entity"] if x.get("role", {}).get("code") == "4"] == [
         answer["entry"][0]["response"]["location"].split("/fhir/")[1].split("/_history")[0]
     ]
-    assert (await AuditTrail().verify(platform.database)).ok
+    assert (await verify(platform)).ok
 
 
 async def test_history_names_the_patients_of_its_entries(platform: Platform, client: httpx.AsyncClient) -> None:
@@ -363,6 +378,7 @@ async def test_history_names_the_patients_of_its_entries(platform: Platform, cli
 
 async def test_verify_sees_audit_events_written_beside_the_chain(platform: Platform, client: httpx.AsyncClient) -> None:
     await client.get("/fhir/Patient")
+    await chained(platform)
     async with platform.database.transaction() as conn:
         forged = {
             "resourceType": "AuditEvent",
@@ -374,7 +390,7 @@ async def test_verify_sees_audit_events_written_beside_the_chain(platform: Platf
         session = platform.store.session(conn)
         await session.create(forged)
         await session.flush()
-    result = await AuditTrail().verify(platform.database)
+    result = await verify(platform)
     assert (result.ok, result.checked, result.first_broken_seq) == (False, 1, None)
     assert "not in the chain" in result.reason
 
@@ -382,9 +398,10 @@ async def test_verify_sees_audit_events_written_beside_the_chain(platform: Platf
 async def test_verify_sees_the_last_chain_row_removed(platform: Platform, client: httpx.AsyncClient) -> None:
     for _ in range(3):
         await client.get("/fhir/Patient")
+    await chained(platform)
     async with platform.database.transaction() as conn:
         await conn.execute("DELETE FROM audit_chain WHERE seq = (SELECT MAX(seq) FROM audit_chain)")
-    result = await AuditTrail().verify(platform.database)
+    result = await verify(platform)
     assert (result.ok, result.checked) == (False, 2)
     assert result.reason == "1 AuditEvent version(s) in the store are not in the chain"
 
@@ -400,7 +417,7 @@ async def test_mutated_writes_are_audited_and_never_crash(
     assert response.status_code not in FORBIDDEN, response.text
     recorded = (await events(platform))[before:]
     assert [(subtype(e), e["outcome"]) for e in recorded] == [("create", "0" if response.status_code == 201 else "4")]
-    assert (await AuditTrail().verify(platform.database)).ok
+    assert (await verify(platform)).ok
 
 
 async def test_a_free_text_request_id_is_replaced(platform: Platform, client: httpx.AsyncClient) -> None:
@@ -414,6 +431,7 @@ async def test_verify_survives_rows_edited_as_text(platform: Platform, client: h
     """An SQL edit may turn the stored bytes into text (SQLite) or break the JSON: reported, never a crash."""
     for _ in range(3):
         await client.get("/fhir/Patient")
+    await chained(platform)
     async with platform.database.read() as conn:
         chain = await conn.fetch("SELECT seq, rid FROM audit_chain ORDER BY seq")
     _first, (s2, r2), (s3, r3) = [(int(a), int(b)) for a, b in chain]
@@ -423,7 +441,7 @@ async def test_verify_survives_rows_edited_as_text(platform: Platform, client: h
         else:
             await conn.execute("UPDATE resource SET content = replace(content, 'rest', 'REST') WHERE rid = ?", (r2,))
             await conn.execute("UPDATE resource SET content = ? WHERE rid = ?", (b"{not json", r3))
-    result = await AuditTrail().verify(platform.database)
+    result = await verify(platform)
     if platform.database.dialect.is_postgres:
         assert result.first_broken_seq == s3 and "not valid JSON" in result.reason
     else:
@@ -446,7 +464,7 @@ async def test_two_workers_appending_at_once_keep_one_chain(platform: Platform, 
         await asyncio.gather(*(append(platform if i % 2 else other, i) for i in range(40)))
     finally:
         await other.database.close()
-    result = await trail.verify(platform.database)
+    result = await verify(platform)
     assert result == (True, 40, None, "")
 
 
@@ -472,10 +490,98 @@ async def test_nothing_is_served_unaudited(platform: Platform, client: httpx.Asy
     async def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("audit store unavailable")
 
-    platform.auditor.trail.append_many = broken  # type: ignore[method-assign]
+    platform.auditor._journal = broken  # type: ignore[method-assign]
     response = await client.get(f"/fhir/Patient/{pid}")
     body = outcome(response, 500)
     assert "Unaudited" not in response.text and response.headers["X-Request-Id"] in body["issue"][0]["diagnostics"]
     # and the writer recovers for the next requests once the audit store is back
-    del platform.auditor.trail.append_many
+    del platform.auditor._journal
     assert (await client.get(f"/fhir/Patient/{pid}")).status_code == 200
+
+
+async def test_an_answer_leaves_only_once_its_events_are_durable(platform: Platform, client: httpx.AsyncClient) -> None:
+    """The request journals its events before answering; the chainer stores and links them just after."""
+    assert platform.auditor is not None
+    if platform.auditor._chainer is not None:  # hold the background chainer: look at the journal itself
+        platform.auditor._chainer.cancel()
+    platform.auditor._kick = lambda: None  # type: ignore[method-assign]
+    await client.get("/fhir/Patient")
+    async with platform.database.read() as conn:
+        journaled = await conn.fetch("SELECT res_id, content FROM audit_journal ORDER BY id")
+        chained_rows = int(await conn.fetchval("SELECT COUNT(*) FROM audit_chain"))
+    assert len(journaled) == 1 and chained_rows == 0
+    event = orjson.loads(bytes(journaled[0][1]))
+    assert event["id"] == journaled[0][0] and subtype(event) == "search-type"
+    assert await platform.auditor.trail.pending(platform.database) == 1
+    assert await platform.auditor.flush() == 1
+    stored = await events(platform)
+    assert [e["id"] for e in stored] == [event["id"]], "the chained AuditEvent keeps the id it was journaled with"
+    assert await platform.auditor.trail.pending(platform.database) == 0
+
+
+async def test_the_chainer_links_events_in_the_background(platform: Platform, client: httpx.AsyncClient) -> None:
+    await client.get("/fhir/Patient")
+    for _ in range(200):  # the chainer wakes at the journal write: milliseconds, not seconds
+        async with platform.database.read() as conn:
+            if int(await conn.fetchval("SELECT COUNT(*) FROM audit_chain")) == 1:
+                break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the event was not chained in the background")
+    assert platform.auditor is not None and await platform.auditor.trail.pending(platform.database) == 0
+
+
+async def test_reading_the_trail_sees_every_event_already_answered_for(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    assert platform.auditor is not None
+    if platform.auditor._chainer is not None:
+        platform.auditor._chainer.cancel()
+    platform.auditor._kick = lambda: None  # type: ignore[method-assign]  # only readers chain now
+    pid = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()["id"]
+    await client.get(f"/fhir/Patient/{pid}")
+    found = (await client.get("/fhir/AuditEvent", params={"patient": f"Patient/{pid}"})).json()
+    assert sorted(subtype(e["resource"]) for e in found["entry"]) == ["create", "read"]
+    everything = (await client.get("/fhir/_history", params={"_count": "1"})).json()
+    assert everything["entry"][0]["resource"]["resourceType"] == "AuditEvent"
+
+
+def test_journaled_events_left_by_a_crash_are_chained_by_verify(db_url: str) -> None:
+    """A server killed after answering but before chaining: its journal is chained on the next start or verify."""
+
+    async def crash() -> None:
+        crashed = build_platform(Settings(database_url=db_url, warm_up=False))
+        await crashed.database.connect()
+        try:
+            assert crashed.auditor is not None
+            crashed.auditor._kick = lambda: None  # type: ignore[method-assign]  # the chainer never ran
+            await crashed.auditor.record_events([_job_event("before the crash"), _job_event("also before")])
+        finally:
+            await crashed.database.close()
+
+    asyncio.run(crash())
+    result = CliRunner().invoke(cli, ["audit", "verify", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert "2 journaled events chained" in result.output and "2 records verified" in result.output
+
+
+async def test_two_auditors_chaining_at_once_keep_one_chain(platform: Platform, db_url: str) -> None:
+    """Two workers' auditors journal and chain concurrently: one chain, every event once (PostgreSQL: SQLite
+    runs one worker, and two connections of one thread would only wait on each other's file lock)."""
+    if not db_url.startswith("postgres"):
+        return
+    other = build_platform(Settings(database_url=db_url, warm_up=False))
+    await other.database.connect()
+    try:
+        auditors = [platform.auditor, other.auditor]
+        assert all(a is not None for a in auditors)
+        await asyncio.gather(
+            *(auditors[i % 2].record_events([_job_event(f"job {i}")]) for i in range(30)),  # type: ignore[union-attr]
+            *(auditors[i % 2].flush() for i in range(6)),  # type: ignore[union-attr]
+        )
+        assert other.auditor is not None
+        await other.auditor.close()
+    finally:
+        await other.database.close()
+    result = await verify(platform)
+    assert result == (True, 30, None, "")

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 
 from esante.db.engine import Database
+from esante.fhir.definitions import get_registry
+from esante.fhir.store import ResourceStore
 from esante.fhir.validation import validate_resource
 from esante.security.audit_auth import (
     IUA_71_PROFILE,
@@ -22,7 +24,7 @@ from esante.security.audit_auth import (
     redact,
     token_request_event,
 )
-from esante.security.audit_trail import AuditTrail
+from esante.security.audit_trail import Auditor, AuditTrail
 from tests.security.accounts_support import PASSWORD
 from tests.security.oauth_support import (
     AuthServer,
@@ -152,6 +154,8 @@ def test_login_events() -> None:
 
 
 async def stored_events(database: Database) -> list[dict[str, Any]]:
+    """The AuditEvents in the store, after chaining what the server journaled (as any reader of the trail does)."""
+    await Auditor(ResourceStore(database), get_registry()).flush()
     async with database.read() as conn:
         rows = await conn.fetch("SELECT content FROM resource WHERE res_type = 'AuditEvent' ORDER BY rid")
     return [json.loads(bytes(row[0]) if not isinstance(row[0], str) else row[0]) for row in rows]

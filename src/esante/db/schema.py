@@ -291,3 +291,13 @@ oauth_assertion_jti = Table(
     Column("jti_key", CHAR(64), primary_key=True),  # sha256(client_id || jti)
     Column("expires_at", BigInteger, nullable=False),
 )
+
+# The audit journal: AuditEvents written durably by the request that caused them, before its answer, and moved into
+# the store and the hash chain by the auditor's chainer a few milliseconds later (see security/audit_trail.py).
+audit_journal = Table(
+    "audit_journal",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("res_id", String(64), nullable=False),  # the AuditEvent's id, assigned when journaled
+    Column("content", LargeBinary, nullable=False),  # the AuditEvent's JSON
+)

@@ -119,6 +119,8 @@ class FhirRouter:
         if _is_read(method, request.path):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))
+            if self.auditor is not None and _may_read_audit_events(parts, request.query):
+                await self.auditor.flush()  # readers of the trail see every event already answered for
             async with self.store.database.read(search=_is_search(parts)) as conn:
                 if self._needs_token(request):
                     await self._authenticate(request, conn)
@@ -252,6 +254,13 @@ class FhirRouter:
         self.service.policy.authorize_operation(ctx, op, res_type, res_id)
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
         return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+
+
+def _may_read_audit_events(parts: list[str], query: list[tuple[str, str]]) -> bool:
+    """Whether a read may return AuditEvents: it names the type, or searches or histories every type."""
+    if not parts or parts[0] in ("_search", "_history") or "AuditEvent" in parts:
+        return True
+    return any("AuditEvent" in value for name, value in query if name in ("_type", "_include", "_revinclude"))
 
 
 def _is_read(method: str, path: str) -> bool:

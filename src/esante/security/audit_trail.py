@@ -5,23 +5,35 @@ AuditEvents of their compartment) and as a row of ``audit_chain`` that links it 
 
     hash = sha256(prev_hash || canonical JSON of the stored AuditEvent)      (prev_hash of the first row: 64 zeros)
 
-Appends are serial: on PostgreSQL the appending transaction takes a transaction-scoped advisory lock on a fixed
-key before reading the chain's tail; SQLite write transactions are serial already. :meth:`AuditTrail.verify`
-walks the chain in order and reports the first broken link (a row removed, reordered or altered, or an
-AuditEvent whose stored bytes no longer match their hash).
+Two steps, so that a request pays only for durability:
 
-The REST API never writes AuditEvents (the router refuses with 405); only :class:`Auditor` does, after each
-interaction, in its own short transaction so that a failed write's rollback keeps the audit of the attempt.
+1. **journal** (the request's own cost): the request's AuditEvents, with their ids, are inserted into
+   ``audit_journal`` in ONE autocommitted statement before the answer leaves (concurrent requests share the
+   statement: group commit). If that fails the request fails (500): nothing is served unaudited.
+2. **chain** (the chainer, in the background of every process): journal rows are taken in order, stored as
+   indexed AuditEvent resources, linked into ``audit_chain`` and deleted from the journal, in one transaction per
+   batch. The chainer wakes at each journal write, so an event is chained a few milliseconds after its request;
+   anything that reads AuditEvents (a search, ``esante audit verify``) first chains what is pending, so readers
+   always see every event already answered for.
+
+Chaining is serial: on PostgreSQL the chaining transaction takes a transaction-scoped advisory lock on a fixed key
+before reading the chain's tail (several workers' chainers queue up and never fork the chain); SQLite write
+transactions are serial already. :meth:`AuditTrail.verify` walks the chain in order and reports the first broken
+link (a row removed, reordered or altered, or an AuditEvent whose stored bytes no longer match their hash).
+
+The REST API never writes AuditEvents (the router refuses with 405); only :class:`Auditor` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
+import structlog
 
 from esante.db.engine import Database
 from esante.fhir.context import Outcome, RequestContext
@@ -38,9 +50,17 @@ from esante.security.audit import (
 )
 from esante.security.audit_decisions import decision_events
 
+log = structlog.get_logger("esante.audit")
+
 GENESIS = "0" * 64
+_CHAIN_PERIOD = 1.0  # seconds between chainer sweeps when nothing wakes it
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
 _BATCH = 1000
+
+
+async def _lock_chain(session: StoreSession) -> None:
+    if session.conn.dialect.is_postgres:
+        await session.conn.fetchval("SELECT pg_advisory_xact_lock(?)", (_CHAIN_LOCK_KEY,))
 
 
 def canonical(content: bytes) -> bytes:
@@ -72,10 +92,39 @@ class AuditTrail:
         The chain's tail is read under the append lock (PostgreSQL: advisory transaction lock on a fixed key;
         SQLite: write transactions are serial), so concurrent appenders queue up and never fork the chain.
         """
-        conn = session.conn
-        if conn.dialect.is_postgres:
-            await conn.fetchval("SELECT pg_advisory_xact_lock(?)", (_CHAIN_LOCK_KEY,))
+        await _lock_chain(session)
         stored = [await session.create(event, client_id=False) for event in events]
+        await self._link(session, stored)
+        return stored
+
+    async def chain_pending(self, session: StoreSession, limit: int) -> int:
+        """Move up to ``limit`` journaled events, oldest first, into the store and the chain; returns how many.
+
+        Runs inside ``session``'s transaction under the chain's lock, so the journal rows are read, stored,
+        linked and deleted by one chainer at a time, all or nothing.
+        """
+        await _lock_chain(session)
+        conn = session.conn
+        rows = await conn.fetch("SELECT id, res_id, content FROM audit_journal ORDER BY id LIMIT ?", (limit,))
+        if not rows:
+            return 0
+        stored = [
+            await session.create(orjson.loads(bytes(content)), res_id=str(res_id), client_id=False)
+            for _id, res_id, content in rows
+        ]
+        await self._link(session, stored)
+        ids = [int(row[0]) for row in rows]
+        marks = ", ".join("?" * len(ids))
+        await conn.execute(f"DELETE FROM audit_journal WHERE id IN ({marks})", ids)
+        return len(rows)
+
+    async def pending(self, database: Database) -> int:
+        """Events journaled but not chained yet."""
+        async with database.read() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM audit_journal") or 0)
+
+    async def _link(self, session: StoreSession, stored: list[StoredResource]) -> None:
+        conn = session.conn
         await session.flush()
         prev = await conn.fetchval("SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
         prev_hash = str(prev) if prev is not None else GENESIS
@@ -88,7 +137,6 @@ class AuditTrail:
         await conn.executemany(
             "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) VALUES (?, ?, ?, ?, ?)", rows
         )
-        return stored
 
     async def count(self, database: Database) -> int:
         async with database.read() as conn:
@@ -154,15 +202,32 @@ def _check(expected_prev: str, res_id: str, hash_: str, prev_hash: str, stored_i
 
 
 class Auditor:
-    """Turns each REST interaction into BALP AuditEvents and appends them (own transaction, after the fact)."""
+    """Turns each REST interaction into BALP AuditEvents, journals them durably and has them chained.
 
-    def __init__(self, store: ResourceStore, registry: Registry, trail: AuditTrail | None = None) -> None:
+    ``record``/``record_events`` return once the events are durable in the journal (see the module docstring);
+    ``flush`` chains whatever is pending; the chainer task does it in the background (started on first use,
+    stopped by ``close``).
+    """
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        registry: Registry,
+        trail: AuditTrail | None = None,
+        *,
+        chain_batch: int | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.trail = trail or AuditTrail()
-        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]] = []
+        # SQLite has one connection: a smaller batch keeps requests from waiting long behind the chainer
+        self.chain_batch = chain_batch or (500 if store.database.dialect.is_postgres else 50)
+        self._pending: list[tuple[list[tuple[str, bytes]], asyncio.Future[None]]] = []
         self._draining = False
-        self._writer: asyncio.Task[None] | None = None  # the background writer, referenced while it runs
+        self._writer: asyncio.Task[None] | None = None  # the background journal writer, referenced while it runs
+        self._chainer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._chain_lock: asyncio.Lock | None = None
 
     def record_of(
         self,
@@ -225,64 +290,122 @@ class Auditor:
             touched.append(Touched(f"{stored.res_type}/{stored.res_id}", patients))
         return touched
 
-    async def record(self, record: AuditRecord, decisions: list[Any] | None = None) -> list[StoredResource]:
-        """Append the record's AuditEvents; returns once they are committed.
-
-        Group commit: requests arriving while an append transaction runs are queued and written together by
-        the next one (one lock, one tail read, one flush for the whole group), so concurrent requests do not
-        each wait for their own turn on the chain's lock. Every caller still returns only after its own events
-        are durable. The request that finds no writer running writes its own group, then hands what queued
-        meanwhile to a background writer: no request waits for other requests' groups after its own.
-        """
+    async def record(self, record: AuditRecord, decisions: list[Any] | None = None) -> None:
+        """Journal the record's AuditEvents (and its decisions' AuthZ events); returns once they are durable."""
         events = build_events(record)
         if decisions:
             events += decision_events(record, decisions)
-        return await self.record_events(events)
+        await self.record_events(events)
 
-    async def record_events(self, events: list[dict[str, Any]]) -> list[StoredResource]:
-        """Append prebuilt AuditEvents (authentication, token and authorization-decision events) durably."""
-        future: asyncio.Future[list[StoredResource]] = asyncio.get_running_loop().create_future()
-        self._pending.append((events, future))
+    async def record_events(self, events: list[dict[str, Any]]) -> None:
+        """Journal prebuilt AuditEvents durably, then wake the chainer.
+
+        Group commit: requests arriving while a journal insert runs are queued and written together by the next
+        one, so concurrent requests share one statement. Every caller still returns only after its own events
+        are durable. The request that finds no writer running writes its own group, then hands what queued
+        meanwhile to a background writer: no request waits for other requests' groups after its own.
+        """
+        if not events:
+            return
+        rows = []
+        for event in events:
+            res_id = self.store.new_id()
+            rows.append((res_id, orjson.dumps({**event, "id": res_id})))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
         if not self._draining:
             self._draining = True
             try:
                 batch, self._pending = self._pending, []
-                await self._write(batch)
+                await self._journal(batch)
             finally:
                 if self._pending:
                     self._writer = asyncio.get_running_loop().create_task(self._drain())
                 else:
                     self._draining = False
-        return await future
+        await future
+        self._kick()
 
     async def _drain(self) -> None:
-        """Write the queued groups until the queue is empty (the background writer)."""
+        """Write the queued groups until the queue is empty (the background journal writer)."""
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._write(batch)
+                await self._journal(batch)
         finally:
             self._draining = False
-            for _events, waiting in self._pending:  # only left when the writer itself was cancelled
+            for _rows, waiting in self._pending:  # only left when the writer itself was cancelled
                 if not waiting.done():
                     waiting.set_exception(RuntimeError("the audit writer was interrupted"))
             self._pending = []
 
-    async def _write(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[StoredResource]]]]) -> None:
+    async def _journal(self, batch: list[tuple[list[tuple[str, bytes]], asyncio.Future[None]]]) -> None:
+        rows = [row for group, _ in batch for row in group]
         try:
-            async with self.store.database.transaction() as conn:
-                session = self.store.session(conn)
-                stored = await self.trail.append_many(session, [e for events, _ in batch for e in events])
-                await session.flush()
+            async with self.store.database.read() as conn:  # autocommit: each statement is durable on its own
+                for start in range(0, len(rows), _BATCH):
+                    chunk = rows[start : start + _BATCH]
+                    values = ", ".join("(?, ?)" for _ in chunk)
+                    params = [value for row in chunk for value in row]
+                    await conn.execute(f"INSERT INTO audit_journal (res_id, content) VALUES {values}", params)
         except BaseException as exc:
-            for _events, waiting in batch:
+            for _rows, waiting in batch:
                 if not waiting.done():
                     waiting.set_exception(exc if isinstance(exc, Exception) else RuntimeError("audit interrupted"))
             if not isinstance(exc, Exception):
                 raise
             return
-        offset = 0
-        for events, waiting in batch:
+        for _rows, waiting in batch:
             if not waiting.done():
-                waiting.set_result(stored[offset : offset + len(events)])
-            offset += len(events)
+                waiting.set_result(None)
+
+    # --- chaining ------------------------------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Wake the chainer (starting it in this event loop on first use)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._chain_lock = asyncio.Lock()
+        if self._chainer is None or self._chainer.done():
+            self._chainer = asyncio.get_running_loop().create_task(self._chain_forever())
+        self._wake.set()
+
+    async def flush(self) -> int:
+        """Chain every journaled event (this process's and any other's); returns how many were chained."""
+        if self._chain_lock is None:
+            self._wake = asyncio.Event()
+            self._chain_lock = asyncio.Lock()
+        total = 0
+        async with self._chain_lock:
+            while True:
+                async with self.store.database.transaction() as conn:
+                    done = await self.trail.chain_pending(self.store.session(conn), self.chain_batch)
+                total += done
+                if done < self.chain_batch:
+                    return total
+
+    async def _chain_forever(self) -> None:
+        """The chainer: chain after every wake-up, and at least every second (events journaled by other
+        processes, or left by a crash). A failure is logged and retried: the events stay in the journal."""
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=_CHAIN_PERIOD)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("audit.chain_failed", error_type=type(exc).__name__)
+                await asyncio.sleep(_CHAIN_PERIOD)
+
+    async def close(self) -> None:
+        """Stop the chainer after a last flush (at shutdown: nothing journaled is left behind needlessly)."""
+        chainer, self._chainer = self._chainer, None
+        if chainer is not None:
+            chainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chainer
+        with contextlib.suppress(Exception):
+            await self.flush()
