@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from bench.databases import reset
 from bench.machine import describe
 from esante.app import Platform, build_platform, create_app
 from esante.config import Settings
@@ -29,20 +30,6 @@ from esante.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "audit_overhead.json"
 DEFAULT_URL = os.environ.get("ESANTE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/audit_bench")
-
-
-def reset(url: str) -> None:
-    from sqlalchemy import create_engine
-
-    from esante.db.engine import sqlalchemy_url
-    from esante.db.migrate import upgrade
-
-    engine = create_engine(sqlalchemy_url(url))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    upgrade(url)
 
 
 async def bench_token(platform: Platform) -> str:

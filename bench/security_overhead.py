@@ -33,6 +33,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench.databases import reset
 from bench.machine import describe
 from esante.app import Platform, build_platform, create_app
 from esante.config import Settings
@@ -48,20 +49,6 @@ DEFAULT_URL = os.environ.get("ESANTE_BENCH_PG_URL", "postgresql://postgres@127.0
 LOADER = Caller(kind="system", subject="bench-loader", scopes=("system/*.cruds",))
 CODES = ("29463-7", "8480-6", "8462-4", "8310-5", "2339-0")
 console = Console()
-
-
-def reset(url: str) -> None:
-    from sqlalchemy import create_engine
-
-    from esante.db.engine import sqlalchemy_url
-    from esante.db.migrate import upgrade
-
-    engine = create_engine(sqlalchemy_url(url))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    upgrade(url)
 
 
 async def seed(platform: Platform, patients: int) -> list[str]:

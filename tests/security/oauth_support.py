@@ -399,3 +399,20 @@ async def authorize_as(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+@asynccontextmanager
+async def whole_platform(db_url: str, folder: Path) -> AsyncIterator[tuple[str, AuthServer]]:
+    """The real application (``create_app``) on loopback: yields its FHIR base URL and an :class:`AuthServer` for the
+    authorization server mounted in it (clients, accounts and TOTP codes made on the test's own connection)."""
+    from tests.live_server import loopback_settings, serve
+
+    settings = loopback_settings(var_dir=folder, database_url=db_url)
+    database = create_database(db_url, pool_size=2)
+    await database.connect()
+    try:
+        with serve(settings) as fhir:
+            base = fhir.removesuffix("/fhir")
+            yield fhir, AuthServer(base, settings, KeyRing.from_settings(settings), database, FakeClock(time.time()))
+    finally:
+        await database.close()

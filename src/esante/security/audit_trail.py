@@ -382,9 +382,8 @@ class Auditor:
             self._chain_lock = asyncio.Lock()
         total = 0
         while True:
-            async with self._chain_lock:
-                async with self.store.database.transaction() as conn:
-                    done = await self.trail.chain_pending(self.store.session(conn), self.chain_batch)
+            async with self._chain_lock, self.store.database.transaction() as conn:
+                done = await self.trail.chain_pending(self.store.session(conn), self.chain_batch)
             total += done
             if done < self.chain_batch:
                 return total
@@ -396,8 +395,11 @@ class Auditor:
         processes, or left by a crash). A failure is logged and retried: the events stay in the journal."""
         assert self._wake is not None
         while True:
+            # asyncio.timeout, not wait_for: cancelling a task inside Python 3.11's wait_for could leave it
+            # waiting forever on the inner Event (seen at shutdown: the chainer never finished cancelling)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=_CHAIN_PERIOD)
+                async with asyncio.timeout(_CHAIN_PERIOD):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush(yielding=True)
