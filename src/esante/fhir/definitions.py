@@ -217,11 +217,18 @@ class Registry:
         return name in self.complex_types or name in self._raw_elements
 
 
+def _extension_parameters() -> list[dict[str, Any]]:
+    """SearchParameters on core extensions that IHE profiles need (hand-written package data, sources inside)."""
+    data = resources.files("esante.fhir").joinpath("definitions", "extension-search-parameters.json").read_bytes()
+    parameters: list[dict[str, Any]] = json.loads(data)["parameters"]
+    return parameters
+
+
 @cache
 def get_registry() -> Registry:
     """The process-wide registry, loaded on first use from the package data."""
     return Registry(
-        _load("search-parameters.json.gz"),
+        [*_load("search-parameters.json.gz"), *_extension_parameters()],
         _load("elements.json.gz"),
         _load("compartment-patient.json.gz"),
     )
