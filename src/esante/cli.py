@@ -33,6 +33,8 @@ clients_app = typer.Typer(help="Registered OAuth clients (establishment software
 app.add_typer(clients_app, name="clients")
 accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension, delegations.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -650,6 +652,57 @@ def accounts_undelegate(
     settings = _settings(config, db)
     _accounts(settings, lambda service: service.revoke_delegation(assistant_id, patient_id))
     typer.echo(f"account {assistant_id} no longer assists Patient/{patient_id}")
+
+
+@synth_app.command("population")
+def synth_population(
+    count: Annotated[int, typer.Option("--count", min=1, help="Certified identities to generate.")],
+    out: Annotated[Path, typer.Option("--out", help="NDJSON file of certified FHIR Patients.")],
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same files.")] = 1,
+    feeds: Annotated[int, typer.Option("--feeds", min=0, help="Establishment local identities to draw.")] = 0,
+    feeds_out: Annotated[Path | None, typer.Option("--feeds-out", help="NDJSON file of the feed Patients.")] = None,
+    truth_out: Annotated[Path | None, typer.Option("--truth-out", help="CSV ground truth of the feeds.")] = None,
+) -> None:
+    """Generate a synthetic certified population (and establishment feeds with errors) as NDJSON."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from esante.synth import FeedConfig, PopulationConfig, write_population
+
+    if feeds and (feeds_out is None or truth_out is None):
+        raise typer.BadParameter("--feeds needs --feeds-out and --truth-out", param_hint="--feeds")
+    population = PopulationConfig(count=count, seed=seed)
+    feed_config = FeedConfig(records=feeds, seed=seed) if feeds else None
+    if feed_config and feeds > count * feed_config.max_domains_per_person:
+        raise typer.BadParameter(
+            f"at most {count * feed_config.max_domains_per_person} records for {count} identities "
+            f"({feed_config.max_domains_per_person} establishments per person)",
+            param_hint="--feeds",
+        )
+    with Progress(
+        TextColumn("generating identities"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=count < 10_000,
+    ) as progress:
+        task = progress.add_task("generate", total=count)
+        summary = write_population(
+            population,
+            out,
+            feeds=feed_config,
+            feeds_out=feeds_out if feed_config else None,
+            truth_out=truth_out if feed_config else None,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    console.print(
+        f"{summary.identities} certified identities -> {out} "
+        f"({summary.seconds:.1f} s, {summary.rate:,.0f} identities/s)"
+    )
+    if feed_config:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.stats.records.items()))
+        console.print(f"{summary.feed_records} feed records ({kinds}) -> {feeds_out}; truth -> {truth_out}")
 
 
 def _safe(settings: Settings) -> str:
