@@ -44,6 +44,8 @@ _TABLES = (
     "idx_uri",
     "audit_chain",
     "audit_journal",
+    "mpi_domain",
+    "mpi_esante_id",
     "account",
     "account_delegation",
     "oauth_client",

@@ -29,6 +29,7 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.mpi.plugin import install_mpi
 from esante.security.accounts.api import account_routes
 from esante.security.accounts.service import AccountService
 from esante.security.audit_trail import Auditor
@@ -79,7 +80,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     resource_server = ResourceServer(settings, keyring, database)
     router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor, resource_server)
     accounts = AccountService(database, settings)
-    return Platform(
+    platform = Platform(
         settings,
         database,
         store,
@@ -94,6 +95,8 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
         RateLimiter(),
         auditor,
     )
+    install_mpi(platform)
+    return platform
 
 
 def warm_up() -> None:

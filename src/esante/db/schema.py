@@ -301,3 +301,26 @@ audit_journal = Table(
     Column("res_id", String(64), nullable=False),  # the AuditEvent's id, assigned when journaled
     Column("content", LargeBinary, nullable=False),  # the AuditEvent's JSON
 )
+
+# --- MPI (see mpi/model.py and docs/mpi.md) ------------------------------------------------------------------------
+
+# Identifier domains: one per establishment (its OID system) with the one client allowed to feed it.
+mpi_domain = Table(
+    "mpi_domain",
+    metadata,
+    Column("system", String(255), primary_key=True),  # urn:oid:...
+    Column("name", String(255), nullable=False),
+    Column("organization", String(255), nullable=True),
+    Column("source_client_id", String(128), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Every eSanté patient identifier ever assigned (never given twice, even after a merge or a deletion).
+mpi_esante_id = Table(
+    "mpi_esante_id",
+    metadata,
+    Column("esante_id", CHAR(10), primary_key=True),
+    Column("res_id", String(64), nullable=False),
+    Column("assigned_at", BigInteger, nullable=False),
+    Index("ix_mpi_esante_id_res", "res_id"),
+)

@@ -1,0 +1,1 @@
+"""The master patient index (MPI): certified identities, cross-references and identity matching."""

@@ -1,0 +1,16 @@
+"""Plugs the MPI into a platform: its operations (and, as they come, its hooks and access rules)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from esante.mpi.domains import DomainStore
+from esante.mpi.pix import pix_operation
+
+if TYPE_CHECKING:
+    from esante.app import Platform
+
+
+def install_mpi(platform: Platform) -> None:
+    domains = DomainStore(platform.database)
+    platform.operations.register(pix_operation(platform.service, domains))
