@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from esante.config import Settings, load_settings
+from esante.mpi.cli import mpi_app
 
 if TYPE_CHECKING:
     from esante.security.accounts.letters import ActivationLetter
@@ -33,6 +34,7 @@ clients_app = typer.Typer(help="Registered OAuth clients (establishment software
 app.add_typer(clients_app, name="clients")
 accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension, delegations.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(mpi_app, name="mpi")
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
 console = Console()

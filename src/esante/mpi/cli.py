@@ -1,0 +1,154 @@
+"""``esante mpi …``: the MPI's operator commands (identifier domains, certified import)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from esante.config import Settings, load_settings
+
+mpi_app = typer.Typer(
+    help="The master patient index: identifier domains and certified identities.", no_args_is_help=True
+)
+domains_app = typer.Typer(help="Identifier domains (one per establishment).", no_args_is_help=True)
+mpi_app.add_typer(domains_app, name="domains")
+console = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
+
+
+def _settings(config: Path | None, db: str | None) -> Settings:
+    from esante.db.migrate import upgrade
+
+    settings = load_settings(config, database_url=db)
+    upgrade(settings.effective_database_url)
+    return settings
+
+
+@domains_app.command("add")
+def domains_add(
+    system: Annotated[str, typer.Argument(help="The domain's OID system, e.g. urn:oid:1.3.182.3.1.1.7.2.")],
+    name: Annotated[str, typer.Option("--name", help="The establishment's name.")],
+    organization: Annotated[str | None, typer.Option("--organization", help="Organization reference or name.")] = None,
+    client: Annotated[
+        str | None, typer.Option("--client", help="The OAuth client that is the domain's identity source.")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register an identifier domain and its one identity source."""
+    from esante.db.engine import create_database
+    from esante.mpi.domains import DomainError, DomainStore
+
+    settings = _settings(config, db)
+
+    async def run() -> None:
+        database = create_database(settings.effective_database_url, pool_size=1)
+        await database.connect()
+        try:
+            await DomainStore(database).register(system, name, organization=organization, source_client_id=client)
+        finally:
+            await database.close()
+
+    try:
+        asyncio.run(run())
+    except DomainError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(system)
+
+
+@domains_app.command("list")
+def domains_list(db: DbOption = None, config: ConfigOption = None) -> None:
+    """The identifier domains (national ones first): system, name, organization, identity source."""
+    from esante.db.engine import create_database
+    from esante.mpi.domains import DomainStore
+
+    settings = _settings(config, db)
+
+    async def run() -> None:
+        database = create_database(settings.effective_database_url, pool_size=1)
+        await database.connect()
+        try:
+            for domain in await DomainStore(database).list():
+                source = "national" if domain.national else (domain.source_client_id or "-")
+                typer.echo(f"{domain.system}\t{domain.name}\t{domain.organization or '-'}\t{source}")
+        finally:
+            await database.close()
+
+    asyncio.run(run())
+
+
+@mpi_app.command("import")
+def import_identities(
+    file: Annotated[Path, typer.Argument(help="NDJSON of FHIR Patients, or CSV with the documented columns.")],
+    certified: Annotated[
+        bool, typer.Option("--certified", help="The file is the national register (RNPP/CCSS) extract.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Write the rejected lines (line, reason) to this CSV.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Identities per transaction.")] = 500,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import identities (idempotent: re-importing updates, never duplicates); rejected lines are reported."""
+    from esante.app import build_platform
+    from esante.mpi.certified_import import CertifiedImporter, import_event
+    from esante.mpi.sources import read_file
+
+    if not certified:
+        typer.echo(
+            "error: only --certified imports exist (establishments feed their identities through PIXm)", err=True
+        )
+        raise typer.Exit(2)
+    if not file.is_file():
+        typer.echo(f"error: {file} is not a readable file", err=True)
+        raise typer.Exit(2)
+    settings = _settings(config, db)
+    size = file.stat().st_size
+
+    async def run() -> None:
+        platform = build_platform(settings)
+        await platform.database.connect()
+        try:
+            importer = CertifiedImporter(platform.store, batch_size=max(1, batch))
+            with Progress(
+                TextColumn("importing certified identities"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("import", total=None)
+                result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))
+            if platform.auditor is not None:
+                await platform.auditor.record_events([import_event(result, file.name, getpass.getuser(), settings)])
+                await platform.auditor.close()
+        finally:
+            await platform.database.close()
+        console.print(
+            f"{result.read} read: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+            f"{len(result.rejected)} rejected — {result.rate:,.0f} identities/s ({size:,} bytes)"
+        )
+        for rejection in result.rejected[:20]:
+            console.print(f"  line {rejection.line}: {rejection.reason}")
+        if len(result.rejected) > 20:
+            console.print(f"  … {len(result.rejected) - 20} more" + (f" in {rejects}" if rejects else ""))
+        if rejects is not None:
+            import csv
+
+            with rejects.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["line", "reason"])
+                writer.writerows((r.line, r.reason) for r in result.rejected)
+
+    asyncio.run(run())
