@@ -115,7 +115,9 @@ class PersonFactory:
         table = self.names[origin]
         age = self.birth_dates.age(birth)
         given = given_names(rng, table, sex, self.given_counts[origin])
-        if avoid_given is not None and given[0] == avoid_given:  # twins are not given the same first name
+        for _ in range(20):  # twins are not given the same first name
+            if given[0] != avoid_given:
+                break
             given = given_names(rng, table, sex, self.given_counts[origin])
         family, maiden = birth_family, None
         if rng.random() < married_probability(sex, age, origin, cfg):
