@@ -23,7 +23,9 @@ _OLD_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 7, 6, 5)
 
 def old_check_digit(payload: str) -> str:
     """Our check digit of the old 11-digit form (10 digits in, weighted mod 11, 10 written as 0)."""
-    total = sum(int(ch) * w for ch, w in zip(payload, _OLD_WEIGHTS, strict=True))
+    total = 0
+    for ch, weight in zip(payload, _OLD_WEIGHTS, strict=True):
+        total += (ord(ch) - 48) * weight
     return str((11 - total % 11) % 11 % 10)
 
 
