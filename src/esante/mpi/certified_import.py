@@ -28,7 +28,8 @@ from esante.fhir.store import ResourceStore
 from esante.fhir.validation import validate_resource
 from esante.identifiers.esante_id import new_esante_id
 from esante.identifiers.matricule import MatriculeError, parse_matricule
-from esante.mpi.model import ESANTE_ID_SYSTEM, FLAG_SYSTEM, LEVEL_SYSTEM, MATRICULE_SYSTEM, IdentityLevel, level_tag
+from esante.mpi.model import ESANTE_ID_SYSTEM, FLAG_SYSTEM, MATRICULE_SYSTEM, IdentityLevel, level_tag
+from esante.mpi.people import level_of
 
 Source = Iterable[tuple[int, dict[str, Any] | str]]  # (line number, Patient or the reason the line is unreadable)
 
@@ -152,7 +153,12 @@ class CertifiedImporter:
 
 
 async def _certified_by_matricule(conn: Connection, matricules: list[str]) -> dict[str, StoredResource]:
-    """The current certified identities holding these matricules."""
+    """The current certified identities holding these matricules.
+
+    One indexed lookup on the identifier (``ix_idx_token_value``); the level is checked on the loaded content: a
+    condition on the ``_tag`` index in the same statement made PostgreSQL hash every certified identity of the
+    register for each batch (0.5 s a batch at 20,000 identities).
+    """
     from esante.fhir.store import _SELECT_COLUMNS, row_to_stored
 
     unique = sorted(set(matricules))
@@ -160,12 +166,15 @@ async def _certified_by_matricule(conn: Connection, matricules: list[str]) -> di
     columns = ", ".join("r." + c.strip() for c in _SELECT_COLUMNS.split(","))
     rows = await conn.fetch(
         f"SELECT t.code, {columns} FROM idx_token t JOIN resource r ON r.rid = t.rid AND r.is_current AND NOT r.deleted"
-        " WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.system = ?"
-        f" AND t.code IN ({marks}) AND t.rid IN (SELECT g.rid FROM idx_token g WHERE g.res_type = 'Patient'"
-        " AND g.param = '_tag' AND g.system = ? AND g.code = ?)",
-        [MATRICULE_SYSTEM, *unique, LEVEL_SYSTEM, IdentityLevel.CERTIFIED.value],
+        f" WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.code IN ({marks}) AND t.system = ?",
+        [*unique, MATRICULE_SYSTEM],
     )
-    return {str(row[0]): row_to_stored(row[1:]) for row in rows}
+    found: dict[str, StoredResource] = {}
+    for row in rows:
+        stored = row_to_stored(row[1:])
+        if stored.content is not None and level_of(orjson.loads(stored.content)) is IdentityLevel.CERTIFIED:
+            found[str(row[0])] = stored
+    return found
 
 
 async def _fresh_ids(conn: Connection, count: int) -> list[str]:
