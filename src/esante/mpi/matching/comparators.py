@@ -79,6 +79,8 @@ def compare_family(a: Features, b: Features) -> str:
     for left, right in ((a.family, b.birth), (a.birth, b.family)):
         if best == EXACT:
             break
+        if left is None or right is None:
+            continue
         level = compare_names(left, right)
         if _NAME_RANK[level] < _NAME_RANK[best]:
             best = level
@@ -152,11 +154,22 @@ def address_lines(a: Features, b: Features) -> tuple[tuple[NameForm | None, Name
     return (a.street, b.street), (a.complement, b.complement)
 
 
+def compare_address(a: Features, b: Features) -> tuple[str, str]:
+    """The street and other-line levels together (the line pairing is computed once)."""
+    if (a.street is None and a.complement is None) or (b.street is None and b.complement is None):
+        return _street_level(a, b, a.street, b.street), MISSING
+    streets, others = address_lines(a, b)
+    return _street_level(a, b, *streets), _complement_level(*others)
+
+
 def compare_street(a: Features, b: Features) -> str:
     """The street line (paired with ``address_lines``): exact (same street and house number), close (same street and
     one number missing, or a close street name and the same number), street_only (same or close street, another
     number), weak (similar street name, or only house numbers to compare and they agree), different."""
-    (left, right), _ = address_lines(a, b)
+    return compare_address(a, b)[0]
+
+
+def _street_level(a: Features, b: Features, left: NameForm | None, right: NameForm | None) -> str:
     if left is not None and right is not None:
         same = left.compact == right.compact
         score = 1.0 if same else similarity(left.compact, right.compact)
@@ -179,7 +192,10 @@ def compare_street(a: Features, b: Features) -> str:
 
 def compare_complement(a: Features, b: Features) -> str:
     """The other address lines (building, c/o, residence), compared without spaces, paired like the street."""
-    _, (left, right) = address_lines(a, b)
+    return compare_address(a, b)[1]
+
+
+def _complement_level(left: NameForm | None, right: NameForm | None) -> str:
     if left is None or right is None:
         return MISSING
     if left.compact == right.compact:

@@ -41,7 +41,19 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 _INDEX = tuple({level: i for i, level in enumerate(f.levels)} for f in FIELDS)
-_GIVEN, _FAMILY = FIELD_NAMES.index("given"), FIELD_NAMES.index("family")
+(
+    _NAME_INDEX,
+    _,
+    _,
+    _DATE_INDEX,
+    _SEX_INDEX,
+    _PLACE_INDEX,
+    _STREET_INDEX,
+    _TEXT_INDEX,
+    _LOCALITY_INDEX,
+    _REGION_INDEX,
+    _MATRICULE_INDEX,
+) = _INDEX
 _POOR = frozenset({lv.WEAK, lv.DIFFERENT})
 _GOOD = frozenset({lv.EXACT, lv.CLOSE})
 
@@ -53,17 +65,46 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
     between cultures) would read as two disagreements: when both straight comparisons are weak or different and a
     crossed one (given with family) is exact or close, the crossed levels are used, ``exact`` lowered to ``close``
     (the swap itself is a small doubt).
+
+    Written out field by field rather than looping over ``FIELDS`` (which the test suite checks it agrees with):
+    this is the engine's inner loop.
     """
-    names = [f.compare(a, b) for f in FIELDS]
-    if names[_GIVEN] in _POOR and names[_FAMILY] in _POOR:
-        given = cmp.compare_names(a.given, b.family)
-        family = cmp.compare_names(a.family, b.given)
-        if given in _GOOD or family in _GOOD:
-            names[_GIVEN] = lv.CLOSE if given == lv.EXACT else given
-            names[_FAMILY] = lv.CLOSE if family == lv.EXACT else family
-    return tuple(index[level] for index, level in zip(_INDEX, names, strict=True))
+    given = cmp.compare_names(a.given, b.given)
+    family = cmp.compare_family(a, b)
+    if given in _POOR and family in _POOR:
+        crossed_given = cmp.compare_names(a.given, b.family)
+        crossed_family = cmp.compare_names(a.family, b.given)
+        if crossed_given in _GOOD or crossed_family in _GOOD:
+            given = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
+            family = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+    street, complement = cmp.compare_address(a, b)
+    return (
+        _NAME_INDEX[given],
+        _NAME_INDEX[family],
+        _NAME_INDEX[cmp.compare_names(a.birth, b.birth)],
+        _DATE_INDEX[cmp.compare_birth_date(a, b)],
+        _SEX_INDEX[cmp.compare_sex(a, b)],
+        _PLACE_INDEX[cmp.compare_places(a.birth_place, b.birth_place)],
+        _STREET_INDEX[street],
+        _TEXT_INDEX[complement],
+        _LOCALITY_INDEX[cmp.compare_locality(a, b)],
+        _REGION_INDEX[cmp.compare_region(a, b)],
+        _MATRICULE_INDEX[cmp.compare_matricule(a, b)],
+    )
 
 
 def describe(vector: tuple[int, ...]) -> dict[str, str]:
     """Field name → level name, for people and logs."""
     return {f.name: f.levels[i] for f, i in zip(FIELDS, vector, strict=True)}
+
+
+def compare_by_fields(a: Features, b: Features) -> tuple[int, ...]:
+    """The same vector as ``compare`` from the generic ``FIELDS`` loop and the same swap rule (for tests)."""
+    names = [f.compare(a, b) for f in FIELDS]
+    if names[0] in _POOR and names[1] in _POOR:
+        crossed_given = cmp.compare_names(a.given, b.family)
+        crossed_family = cmp.compare_names(a.family, b.given)
+        if crossed_given in _GOOD or crossed_family in _GOOD:
+            names[0] = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
+            names[1] = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+    return tuple(index[level] for index, level in zip(_INDEX, names, strict=True))

@@ -59,7 +59,7 @@ def estimate_parameters(
     *,
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
     cap: int = DEFAULT_CAP,
-    random_pairs: int = 200_000,
+    random_pairs: int = 100_000,
     max_pairs_per_rule: int = 200_000,
     thresholds: Thresholds | None = None,
     seed: int = 0,
