@@ -12,6 +12,7 @@ built by scripts/build_synth_data.py (sources and licences in docs/synthetic-pop
 """
 
 from esante.synth.config import DEFAULT_DOMAINS, ERROR_RATES, Domain, FeedConfig, PopulationConfig
+from esante.synth.errors import LocalTraits
 from esante.synth.feeds import FeedRecord, FeedStats, iter_feed_records
 from esante.synth.fhir import certified_patient, local_patient
 from esante.synth.files import Summary, write_population
@@ -26,6 +27,7 @@ __all__ = [
     "FeedConfig",
     "FeedRecord",
     "FeedStats",
+    "LocalTraits",
     "Person",
     "PopulationConfig",
     "Summary",

@@ -89,9 +89,9 @@ class PopulationConfig:
     married_men_rate: float = 0.03
     #: among married names: the spouse's name alone (else the compound "Spouse-Birth")
     married_replace_share: float = 0.70
-    #: share of Portuguese names with two surnames (mother's + father's)
-    double_surname_rate_pt: float = 0.75
-    #: share of other names with two surnames (hyphenated or space-separated, e.g. Belgian children since 2014)
+    #: share of Portuguese and Spanish names with two surnames (mother's + father's)
+    double_surname_rate_iberian: float = 0.75
+    #: share of other names with two surnames, space-separated (e.g. Belgian children since 2014)
     double_surname_rate: float = 0.04
     #: share of the certified identities born before 2014 that still carry the old 11-digit matricule
     old_matricule_rate: float = 0.002

@@ -14,7 +14,7 @@ IBERIAN = frozenset({"PT", "ES"})
 def family_name(rng: random.Random, table: NameTable, origin: str, config: PopulationConfig) -> str:
     """One surname, or two (Iberian custom: mother's then father's; elsewhere both parents' since the 2000s)."""
     first = surname(rng, table)
-    rate = config.double_surname_rate_pt if origin in IBERIAN else config.double_surname_rate
+    rate = config.double_surname_rate_iberian if origin in IBERIAN else config.double_surname_rate
     if rng.random() < rate:
         second = surname(rng, table)
         if second != first:
