@@ -135,14 +135,14 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("matricule", _matricule, ("matricule",)),
     BlockingRule("date_name", _date_name, ("birth_date", "given", "family", "birth_name")),
     BlockingRule("names", _names, ("given", "family", "birth_name")),
-    BlockingRule("year_postal_initial", _year_postal_initial, ("birth_date", "locality", "given")),
-    BlockingRule("date_postal", _date_postal, ("birth_date", "locality")),
-    BlockingRule("postal_name", _postal_name, ("locality", "given", "family", "birth_name")),
-    BlockingRule("city_name", _city_name, ("locality", "given", "family", "birth_name")),
-    BlockingRule("locality_street", _locality_street, ("locality", "street", "address_complement")),
-    BlockingRule("date_place", _date_place, ("birth_date", "locality", "street")),
-    BlockingRule("family_house", _family_house, ("family", "birth_name", "street")),
-    BlockingRule("house_street", _house_street, ("street", "address_complement")),
+    BlockingRule("year_postal_initial", _year_postal_initial, ("birth_date", "address", "given")),
+    BlockingRule("date_postal", _date_postal, ("birth_date", "address")),
+    BlockingRule("postal_name", _postal_name, ("address", "given", "family", "birth_name")),
+    BlockingRule("city_name", _city_name, ("address", "given", "family", "birth_name")),
+    BlockingRule("locality_street", _locality_street, ("address", "address_complement")),
+    BlockingRule("date_place", _date_place, ("birth_date", "address")),
+    BlockingRule("family_house", _family_house, ("family", "birth_name", "address")),
+    BlockingRule("house_street", _house_street, ("address", "address_complement")),
 )
 MAX_KEYS = 4  # a rule gives at most four keys per record (e.g. 2 places x 2 address lines)
 

@@ -17,13 +17,18 @@ from esante.mpi.matching.levels import (
     DIFFERENT,
     EXACT,
     MISSING,
+    NEAR,
     OLD_FORM,
     PARTIAL,
     PHONETIC,
     POSTAL_AND_CITY_CLOSE,
     POSTAL_ONLY,
+    SAME_LOCALITY,
+    SAME_STREET,
     SAME_YEAR,
+    STREET_ELSEWHERE,
     STREET_ONLY,
+    SUBSET,
     TRANSPOSED,
     TYPO,
     WEAK,
@@ -47,8 +52,9 @@ def one_edit(a: str, b: str) -> bool:
 
 def compare_names(a: NameForm | None, b: NameForm | None) -> str:
     """Family or given names: exact (same core, umlaut spellings equal, particles and spaces ignored), close
-    (Jaro-Winkler ≥ 0.92, or one edit in names of 4+ letters, or the same names in another order), partial (a
-    shared name in compound or multiple names: ``Da Silva Santos``/``Santos``, ``Jean Marie``/``Marie``), phonetic
+    (Jaro-Winkler ≥ 0.92, or one edit in names of 4+ letters, or the same names in another order), subset (every
+    name of one is in the other: missing middle names ``Jean``/``Jean Marie``, a truncated compound
+    ``Da Silva Santos``/``Santos``), partial (a shared name, others differing: ``Jean Paul``/``Jean Marc``), phonetic
     (same phonetic key), weak (Jaro-Winkler ≥ 0.80), different; missing when either is absent."""
     if a is None or b is None:
         return MISSING
@@ -60,7 +66,10 @@ def compare_names(a: NameForm | None, b: NameForm | None) -> str:
     if len(a.tokens) > 1 or len(b.tokens) > 1:
         if sorted(a.tokens) == sorted(b.tokens):
             return CLOSE
-        if not set(a.tokens).isdisjoint(b.tokens):
+        left, right = set(a.tokens), set(b.tokens)
+        if left <= right or right <= left:
+            return SUBSET
+        if not left.isdisjoint(right):
             return PARTIAL
     if a.phon and a.phon == b.phon:
         return PHONETIC
@@ -69,7 +78,9 @@ def compare_names(a: NameForm | None, b: NameForm | None) -> str:
     return DIFFERENT
 
 
-_NAME_RANK = {level: rank for rank, level in enumerate((EXACT, CLOSE, PARTIAL, PHONETIC, WEAK, DIFFERENT, MISSING))}
+_NAME_RANK = {
+    level: rank for rank, level in enumerate((EXACT, CLOSE, SUBSET, PARTIAL, PHONETIC, WEAK, DIFFERENT, MISSING))
+}
 
 
 def compare_family(a: Features, b: Features) -> str:
@@ -231,6 +242,47 @@ def compare_locality(a: Features, b: Features) -> str:
     if postal == CLOSE or city == CLOSE:
         return CLOSE
     return DIFFERENT
+
+
+_STREET_AGREES = frozenset({EXACT, CLOSE, STREET_ONLY})
+_LOCALITY_AGREES = frozenset({EXACT, POSTAL_AND_CITY_CLOSE})
+
+
+def combine_address(street: str, locality: str) -> str:
+    """The joint level of a street level and a locality level.
+
+    Street and locality are not independent (a move changes both; a street name means little in another town), so
+    they form one field whose levels are their combinations, grouped: exact (both exact), close (both agree, one of
+    them not exactly: a typo in the street, a postal code with a close city, another house number in the same
+    street and locality), same_street (the same street and number, the locality only partly: postal code or city
+    alone, or unknown), same_locality (same locality, another or unknown street),
+    near (the locality agrees partly: postal code or city only, or close; the street does not), street_elsewhere
+    (the same street in a different locality: a coincidence or an error in the locality), different (the street
+    and/or the locality differ, nothing agrees), missing (nothing to compare)."""
+    street_agrees = street in _STREET_AGREES
+    if locality == DIFFERENT:
+        return STREET_ELSEWHERE if street_agrees and street != STREET_ONLY else DIFFERENT
+    if street == EXACT and locality == EXACT:
+        return EXACT
+    if street_agrees and street != STREET_ONLY:
+        return CLOSE if locality in _LOCALITY_AGREES else SAME_STREET
+    if street_agrees:
+        return CLOSE if locality in _LOCALITY_AGREES else NEAR
+    if locality in _LOCALITY_AGREES:
+        return SAME_LOCALITY
+    if locality != MISSING:
+        return NEAR
+    return MISSING if street == MISSING else DIFFERENT
+
+
+def compare_street_and_locality(a: Features, b: Features) -> tuple[str, str]:
+    """The joint address level and the other-lines level (street lines are paired once for both)."""
+    street, complement = compare_address(a, b)
+    return combine_address(street, compare_locality(a, b)), complement
+
+
+def compare_joint_address(a: Features, b: Features) -> str:
+    return compare_street_and_locality(a, b)[0]
 
 
 def compare_region(a: Features, b: Features) -> str:

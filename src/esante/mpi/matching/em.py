@@ -38,10 +38,15 @@ def run_em(
     max_iterations: int = 200,
     tolerance: float = 1e-6,
     floor: float = 1e-9,
+    pseudo_count: float = 1.0,
 ) -> EMResult:
     """Estimate m, u and λ from ``patterns`` (vector → count). ``sizes[f]`` is field f's number of levels without
     ``missing`` (so index ``sizes[f]`` means missing). Tables are copied, never modified in place. Convergence is
     reached when no parameter moves by more than ``tolerance`` in one iteration.
+
+    The M step adds ``pseudo_count`` pairs to every level of every class (a Dirichlet prior, Laplace smoothing):
+    without it a level the current matches never show gets m → 0 and a weight of -30 bits, so one rare
+    disagreement (a birth place spelt differently) would veto a link that every other trait supports.
     """
     m = [list(row) for row in m]
     u = [list(row) for row in u]
@@ -71,7 +76,6 @@ def run_em(
                 if level < sizes[f]:
                     m_counts[f][level] += rm
                     u_counts[f][level] += ru
-        change = 0.0
         new_lambda = min(max(matched / total, floor), 1.0 - floor)
         change = abs(new_lambda - lambda_)
         lambda_ = new_lambda
@@ -79,11 +83,11 @@ def run_em(
             for table, counts, fixed in ((m, m_counts, fix_m), (u, u_counts, fix_u)):
                 if fixed:
                     continue
-                row_total = sum(counts[f])
+                row_total = sum(counts[f]) + pseudo_count * sizes[f]
                 if row_total <= 0:
                     continue
                 for level in range(sizes[f]):
-                    value = max(counts[f][level] / row_total, floor)
+                    value = max((counts[f][level] + pseudo_count) / row_total, floor)
                     change = max(change, abs(value - table[f][level]))
                     table[f][level] = value
                 norm = sum(table[f])

@@ -33,10 +33,9 @@ FIELDS: tuple[Field, ...] = (
     Field("birth_date", lv.DATE_LEVELS, cmp.compare_birth_date, "birth date, partial dates and typos"),
     Field("sex", lv.SEX_LEVELS, cmp.compare_sex, "administrative sex"),
     Field("birth_place", lv.PLACE_LEVELS, cmp.compare_birth_place, "birth place"),
-    Field("street", lv.STREET_LEVELS, cmp.compare_street, "house number and street"),
+    Field("address", lv.ADDRESS_LEVELS, cmp.compare_joint_address, "street and house number with postal code and city"),
     Field("address_complement", lv.TEXT_LEVELS, cmp.compare_complement, "other address lines"),
-    Field("locality", lv.LOCALITY_LEVELS, cmp.compare_locality, "postal code and city"),
-    Field("region", lv.REGION_LEVELS, cmp.compare_region, "state and country"),
+    Field("region", lv.REGION_LEVELS, cmp.compare_region, "state and country, when the localities differ"),
     Field("matricule", lv.MATRICULE_LEVELS, cmp.compare_matricule, "national identification number"),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
@@ -48,13 +47,13 @@ _INDEX = tuple({level: i for i, level in enumerate(f.levels)} for f in FIELDS)
     _DATE_INDEX,
     _SEX_INDEX,
     _PLACE_INDEX,
-    _STREET_INDEX,
+    _ADDRESS_INDEX,
     _TEXT_INDEX,
-    _LOCALITY_INDEX,
     _REGION_INDEX,
     _MATRICULE_INDEX,
 ) = _INDEX
 _POOR = frozenset({lv.WEAK, lv.DIFFERENT})
+_REGION_COMPARED = frozenset({lv.DIFFERENT, lv.MISSING})
 _GOOD = frozenset({lv.EXACT, lv.CLOSE})
 
 
@@ -65,6 +64,11 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
     between cultures) would read as two disagreements: when both straight comparisons are weak or different and a
     crossed one (given with family) is exact or close, the crossed levels are used, ``exact`` lowered to ``close``
     (the swap itself is a small doubt).
+
+    Address traits are compared together, because a move changes them together (counting it three times would
+    veto the true link of everyone who moved): street and locality form one joint field (``combine_address``), and
+    the region (state, country) is compared only when the localities differ or are unknown (within one locality it
+    agrees by construction, so it would count the same agreement twice).
 
     Written out field by field rather than looping over ``FIELDS`` (which the test suite checks it agrees with):
     this is the engine's inner loop.
@@ -77,7 +81,10 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
         if crossed_given in _GOOD or crossed_family in _GOOD:
             given = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
             family = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+    locality = cmp.compare_locality(a, b)
     street, complement = cmp.compare_address(a, b)
+    address = cmp.combine_address(street, locality)
+    region = cmp.compare_region(a, b) if locality in _REGION_COMPARED else lv.MISSING
     return (
         _NAME_INDEX[given],
         _NAME_INDEX[family],
@@ -85,10 +92,9 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
         _DATE_INDEX[cmp.compare_birth_date(a, b)],
         _SEX_INDEX[cmp.compare_sex(a, b)],
         _PLACE_INDEX[cmp.compare_places(a.birth_place, b.birth_place)],
-        _STREET_INDEX[street],
+        _ADDRESS_INDEX[address],
         _TEXT_INDEX[complement],
-        _LOCALITY_INDEX[cmp.compare_locality(a, b)],
-        _REGION_INDEX[cmp.compare_region(a, b)],
+        _REGION_INDEX[region],
         _MATRICULE_INDEX[cmp.compare_matricule(a, b)],
     )
 
@@ -107,4 +113,6 @@ def compare_by_fields(a: Features, b: Features) -> tuple[int, ...]:
         if crossed_given in _GOOD or crossed_family in _GOOD:
             names[0] = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
             names[1] = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+    if cmp.compare_locality(a, b) not in _REGION_COMPARED:
+        names[FIELD_NAMES.index("region")] = lv.MISSING
     return tuple(index[level] for index, level in zip(_INDEX, names, strict=True))

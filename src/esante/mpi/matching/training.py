@@ -10,6 +10,9 @@
    of the rules that could learn it, weighted by their expected number of matches.
 3. **λ** by EM over all candidate pairs with m and u fixed: the expected number of matches among them, divided by
    the number of possible pairs (n(n-1)/2, or n·n' for a linkage).
+4. **u corrected for the matches**: pairs drawn from the whole set include the true matches, and for near-unique
+   traits (a full address, a birth date) those are most of the agreements; u = (u_all - λ·m) / (1 - λ), then
+   λ again (a few rounds).
 
 Levels never observed among the candidate pairs (partial dates in a data set that has none) get m = u: weight 0,
 as the data say nothing about them. Everything is seeded: the same records and seed give the same parameter set.
@@ -32,6 +35,7 @@ from esante.mpi.matching.record import IdentityRecord
 SIZES = tuple(len(f.levels) - 1 for f in FIELDS)
 EXACT = 0  # every field's first level is its exact agreement
 MIN_OBSERVED = 3
+CORRECTIONS = 3  # rounds of (λ given m, u) then (u given λ, m): the estimates settle in two or three
 
 
 def _present(value: object) -> Hashable | None:
@@ -45,9 +49,10 @@ EXACT_KEYS: dict[str, Callable[[Features], Hashable | None]] = {
     "birth_date": lambda f: f.birth_digits if f.birth_date and f.birth_date[1] and f.birth_date[2] else None,
     "sex": lambda f: f.sex,
     "birth_place": lambda f: f.birth_place.compact if f.birth_place else None,
-    "street": lambda f: (f.street.compact, f.house) if f.street and f.house else None,
-    "address_complement": lambda f: f.complement,
-    "locality": lambda f: (f.postal, f.city.compact) if f.postal and f.city else None,
+    "address": lambda f: (
+        (f.street.compact, f.house, f.postal, f.city.compact) if f.street and f.house and f.postal and f.city else None
+    ),
+    "address_complement": lambda f: f.complement.compact if f.complement else None,
     "region": lambda f: _present((f.state, f.country) if f.state or f.country else None),
     "matricule": lambda f: f.matricule,
 }
@@ -109,10 +114,13 @@ def estimate_parameters(
                 m[f][level] = u[f][level]
         norm = sum(m[f])
         m[f] = [value / norm for value in m[f]]
-    fitted = run_em(union, SIZES, [True] * len(FIELDS), m, u, 0.01, fix_m=True, fix_u=True)
-    expected_matches = fitted.lambda_ * union_total
-    possible = len(left) * (len(left) - 1) // 2 if right is None else len(left) * len(right)
-    lambda_ = min(max(expected_matches / max(possible, 1), 1e-12), 0.5)
+    possible = max(len(left) * (len(left) - 1) // 2 if right is None else len(left) * len(right), 1)
+    observed_u = u
+    for _ in range(CORRECTIONS):
+        fitted = run_em(union, SIZES, [True] * len(FIELDS), m, u, 0.01, fix_m=True, fix_u=True)
+        expected_matches = fitted.lambda_ * union_total
+        lambda_ = min(max(expected_matches / possible, 1e-12), 0.5)
+        u = _without_matches(observed_u, m, lambda_, 1.0 / possible)
     training = {
         "records": len(left) if right is None else [len(left), len(right)],
         "mode": "deduplication" if right is None else "linkage",
@@ -127,6 +135,19 @@ def estimate_parameters(
     }
     fields = tuple(FieldParameters(f.name, f.levels[:-1], tuple(m[i]), tuple(u[i])) for i, f in enumerate(FIELDS))
     return ParameterSet(fields, lambda_, thresholds or Thresholds(), created or "", training)
+
+
+def _without_matches(observed: Table, m: Table, lambda_: float, floor: float) -> Table:
+    """u of non-matches from u observed over all pairs: those include the true matches (a share λ of the pairs,
+    agreeing at each level with probability m), which for near-unique traits are most of the agreements (two
+    files of 5,000 records share 5,000 true pairs and a handful of coincidental birth-date agreements per thousand).
+    u = (u_all - λ m) / (1 - λ), floored at one pair of the whole population, rows renormalised."""
+    corrected = []
+    for row_u, row_m in zip(observed, m, strict=True):
+        row = [max((uo - lambda_ * mo) / (1.0 - lambda_), floor) for uo, mo in zip(row_u, row_m, strict=True)]
+        total = sum(row)
+        corrected.append([value / total for value in row])
+    return corrected
 
 
 def _features(records: Sequence[IdentityRecord] | Sequence[Features]) -> list[Features]:
