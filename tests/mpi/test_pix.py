@@ -46,9 +46,11 @@ async def _people(platform: Platform, client: httpx.AsyncClient) -> None:
         _patient("lea-chl-old", [(HOSPITAL, "H-000")], active=False, link=_link("lea-chl", "replaced-by")),
         _patient("ben-chl", [(HOSPITAL, "H-002")]),  # provisional: linked to nobody
     ]
-    for person in people:
-        response = await client.put(f"/fhir/Patient/{person['id']}", json=person, headers=FHIR_JSON)
-        assert response.status_code == 201, response.text
+    async with platform.database.transaction() as conn:  # as the register import and the agents' decisions do
+        session = platform.store.session(conn)
+        for person in people:
+            await session.create(person, res_id=person["id"])
+        await session.flush()
 
 
 def _targets(body: dict[str, Any]) -> tuple[set[tuple[str, str]], set[str]]:

@@ -26,8 +26,8 @@ class Pointcut(Enum):
     STORAGE_PRESTORAGE_CREATE = "storage.prestorage.create"  # resource (mutable), previous=None
     STORAGE_PRESTORAGE_UPDATE = "storage.prestorage.update"  # resource (mutable), previous
     STORAGE_PRESTORAGE_DELETE = "storage.prestorage.delete"  # previous
-    STORAGE_PRECOMMIT_CREATED = "storage.precommit.created"  # stored
-    STORAGE_PRECOMMIT_UPDATED = "storage.precommit.updated"  # stored, previous
+    STORAGE_PRECOMMIT_CREATED = "storage.precommit.created"  # resource (as written), stored
+    STORAGE_PRECOMMIT_UPDATED = "storage.precommit.updated"  # resource (as written), stored, previous
     STORAGE_PRECOMMIT_DELETED = "storage.precommit.deleted"  # stored (tombstone), previous
 
 

@@ -170,7 +170,7 @@ class StoreSession:
         if by_client:
             # client-chosen id: the unique index on current rows must see it now to detect races
             await self.flush()
-        await self._fire(Pointcut.STORAGE_PRECOMMIT_CREATED, res_type, stored=stored)
+        await self._fire(Pointcut.STORAGE_PRECOMMIT_CREATED, res_type, resource=resource, stored=stored)
         return stored
 
     async def update(self, resource: dict[str, Any], current: StoredResource, *, method: str = "PUT") -> StoredResource:
@@ -179,7 +179,9 @@ class StoreSession:
         await self._fire(Pointcut.STORAGE_PRESTORAGE_UPDATE, res_type, resource=resource, previous=current)
         await self._retire(current)
         stored = self._stage_version(current.rid, res_type, current.res_id, current.version_id + 1, resource, method)
-        await self._fire(Pointcut.STORAGE_PRECOMMIT_UPDATED, res_type, stored=stored, previous=current)
+        await self._fire(
+            Pointcut.STORAGE_PRECOMMIT_UPDATED, res_type, resource=resource, stored=stored, previous=current
+        )
         return stored
 
     async def delete(self, current: StoredResource) -> StoredResource:

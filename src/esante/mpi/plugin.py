@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esante.mpi.domains import DomainStore
+from esante.mpi.feed import IdentityFeed
+from esante.mpi.matchers import MatriculeMatcher
 from esante.mpi.pix import pix_operation
 
 if TYPE_CHECKING:
@@ -14,3 +16,4 @@ if TYPE_CHECKING:
 def install_mpi(platform: Platform) -> None:
     domains = DomainStore(platform.database)
     platform.operations.register(pix_operation(platform.service, domains))
+    IdentityFeed(MatriculeMatcher()).install(platform.hooks)
