@@ -157,12 +157,20 @@ def _line_similarity(a: NameForm | None, b: NameForm | None) -> float:
 
 def address_lines(a: Features, b: Features) -> tuple[tuple[NameForm | None, NameForm | None], ...]:
     """Pair the street lines and the other lines of two addresses, straight or crossed, whichever agrees more:
-    people (and forms) put the building or residence line before or after the street."""
+    people (and forms) put the building or residence line before or after the street. Lines cross only when both
+    addresses have both, and then the better-agreeing crossed pair is the street: the result does not depend on
+    which record comes first."""
+    if a.street is None or a.complement is None or b.street is None or b.complement is None:
+        return (a.street, b.street), (a.complement, b.complement)
+    first = _line_similarity(a.street, b.complement)
+    second = _line_similarity(a.complement, b.street)
     straight = _line_similarity(a.street, b.street) + _line_similarity(a.complement, b.complement)
-    crossed = _line_similarity(a.street, b.complement) + _line_similarity(a.complement, b.street)
-    if crossed > straight:
-        return (a.street, b.complement), (a.complement, b.street)
-    return (a.street, b.street), (a.complement, b.complement)
+    if first + second <= straight:
+        return (a.street, b.street), (a.complement, b.complement)
+    crossed = ((a.street, b.complement), (a.complement, b.street))
+    if second > first or (second == first and a.complement.compact < a.street.compact):
+        crossed = crossed[::-1]
+    return crossed
 
 
 def compare_address(a: Features, b: Features) -> tuple[str, str]:

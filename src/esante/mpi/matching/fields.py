@@ -53,6 +53,7 @@ _INDEX = tuple({level: i for i, level in enumerate(f.levels)} for f in FIELDS)
     _MATRICULE_INDEX,
 ) = _INDEX
 _POOR = frozenset({lv.WEAK, lv.DIFFERENT})
+_NAME_RANK = {level: rank for rank, level in enumerate(lv.NAME_LEVELS)}
 _REGION_COMPARED = frozenset({lv.DIFFERENT, lv.MISSING})
 _GOOD = frozenset({lv.EXACT, lv.CLOSE})
 
@@ -63,7 +64,7 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
     Given and family names swapped between the records (a form filled in the wrong order, a name order that differs
     between cultures) would read as two disagreements: when both straight comparisons are weak or different and a
     crossed one (given with family) is exact or close, the crossed levels are used, ``exact`` lowered to ``close``
-    (the swap itself is a small doubt).
+    (the swap itself is a small doubt), the better one for the given names.
 
     Address traits are compared together, because a move changes them together (counting it three times would
     veto the true link of everyone who moved): street and locality form one joint field (``combine_address``), and
@@ -79,8 +80,7 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
         crossed_given = cmp.compare_names(a.given, b.family)
         crossed_family = cmp.compare_names(a.family, b.given)
         if crossed_given in _GOOD or crossed_family in _GOOD:
-            given = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
-            family = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+            given, family = _crossed(crossed_given, crossed_family)
     locality = cmp.compare_locality(a, b)
     street, complement = cmp.compare_address(a, b)
     address = cmp.combine_address(street, locality)
@@ -99,6 +99,13 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
     )
 
 
+def _crossed(first: str, second: str) -> tuple[str, str]:
+    """The (given, family) levels of crossed names: the better crossed level goes to the given names, the other to
+    the family name, so the vector does not depend on which record comes first; exact is lowered to close."""
+    better, worse = (first, second) if _NAME_RANK[first] <= _NAME_RANK[second] else (second, first)
+    return (lv.CLOSE if better == lv.EXACT else better), (lv.CLOSE if worse == lv.EXACT else worse)
+
+
 def describe(vector: tuple[int, ...]) -> dict[str, str]:
     """Field name → level name, for people and logs."""
     return {f.name: f.levels[i] for f, i in zip(FIELDS, vector, strict=True)}
@@ -111,8 +118,7 @@ def compare_by_fields(a: Features, b: Features) -> tuple[int, ...]:
         crossed_given = cmp.compare_names(a.given, b.family)
         crossed_family = cmp.compare_names(a.family, b.given)
         if crossed_given in _GOOD or crossed_family in _GOOD:
-            names[0] = lv.CLOSE if crossed_given == lv.EXACT else crossed_given
-            names[1] = lv.CLOSE if crossed_family == lv.EXACT else crossed_family
+            names[0], names[1] = _crossed(crossed_given, crossed_family)
     if cmp.compare_locality(a, b) not in _REGION_COMPARED:
         names[FIELD_NAMES.index("region")] = lv.MISSING
     return tuple(index[level] for index, level in zip(_INDEX, names, strict=True))
