@@ -120,6 +120,8 @@ class CertifiedImporter:
     async def _write(self, batch: list[tuple[int, str, dict[str, Any]]], result: ImportResult) -> None:
         async with self.store.database.transaction() as conn:
             session = self.store.session(conn)
+            # a lookup of 500 values: planned with them (a generic plan filtered every matricule of the register)
+            await session.plan_searches_per_execution()
             existing = await _certified_by_matricule(conn, [m for _, m, _ in batch])
             fresh = iter(await _fresh_ids(conn, len({m for _, m, _ in batch} - set(existing))))
             new: list[tuple[str, StoredResource]] = []
