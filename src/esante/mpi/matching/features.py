@@ -19,25 +19,25 @@ from esante.mpi.matching.record import IdentityRecord
 class NameForm:
     """A name (or a place) folded: ``tokens`` without particles, ``compact`` = tokens joined without spaces.
 
-    ``alt`` is the German spelling (``ue``/``oe``/``ae``) when the name had an umlaut, else None; two names are the
-    same name when a spelling of one is a spelling of the other (``same``). ``phon`` is the phonetic key of
+    ``spellings`` holds ``compact``, the German spelling (``ue``/``oe``/``ae``) when the name had an umlaut, and the
+    spelling with its particles when it had some (``Da Silva`` is also ``dasilva``); two names are the same name
+    when a spelling of one is a spelling of the other (``same``). ``phon`` is the phonetic key of
     ``compact``, ``first_phon`` that of the first token (the name people use among several given names).
     """
 
     tokens: tuple[str, ...]
     compact: str
-    alt: str | None
+    spellings: tuple[str, ...]
     phon: str
     first_phon: str
 
     def same(self, other: NameForm) -> bool:
+        """One of the spellings of one is a spelling of the other."""
         if self.compact == other.compact:
             return True
-        if self.alt is None and other.alt is None:
+        if len(self.spellings) == 1 and len(other.spellings) == 1:
             return False
-        if self.compact == other.alt or other.compact == self.alt:
-            return True
-        return self.alt is not None and self.alt == other.alt
+        return any(spelling in other.spellings for spelling in self.spellings)
 
 
 @lru_cache(maxsize=1 << 18)
@@ -49,17 +49,17 @@ def name_form(*parts: str) -> NameForm | None:
     """
     tokens: list[str] = []
     alternates: list[str] = []
+    full: list[str] = []
     for part in parts:
         variants = fold_variants(part)
-        part_tokens = core_tokens(variants[0])
-        tokens.extend(part_tokens)
+        tokens.extend(core_tokens(variants[0]))
         alternates.append("".join(core_tokens(variants[-1])))
+        full.append(variants[0].replace(" ", ""))
     if not tokens:
         return None
     compact = "".join(tokens)
-    alt = "".join(alternates)
-    first = tokens[0]
-    return NameForm(tuple(tokens), compact, None if alt == compact else alt, phonetic_key(compact), phonetic_key(first))
+    spellings = tuple(dict.fromkeys((compact, "".join(alternates), "".join(full))))
+    return NameForm(tuple(tokens), compact, spellings, phonetic_key(compact), phonetic_key(tokens[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def _street(line: str) -> tuple[str | None, NameForm | None]:
     if not rest:
         return house, None
     compact = "".join(rest)
-    return house, NameForm(tuple(rest), compact, None, phonetic_key(compact), phonetic_key(rest[0]))
+    return house, NameForm(tuple(rest), compact, (compact,), phonetic_key(compact), phonetic_key(rest[0]))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -141,7 +141,7 @@ def _line(text: str) -> NameForm | None:
     if not tokens:
         return None
     compact = "".join(tokens)
-    return NameForm(tuple(tokens), compact, None, phonetic_key(compact), phonetic_key(tokens[0]))
+    return NameForm(tuple(tokens), compact, (compact,), phonetic_key(compact), phonetic_key(tokens[0]))
 
 
 _postal = lru_cache(maxsize=1 << 14)(postal_code)
