@@ -134,8 +134,12 @@ class IdentityFeed:
     ) -> None:
         """Set the level and the links: the MPI's (or an agent's), whatever the feed sent."""
         replaced_by = _links(resource, "replaced-by")
-        decided = _links(resource, "seealso") if trusted else []
-        kept_link = decided or (_links(previous, "seealso") if previous is not None else [])
+        # an agent's (or the MPI's own) write says where the identity is linked, or that it is linked nowhere;
+        # a feed's write keeps the link the MPI made before
+        if trusted:
+            kept_link = _links(resource, "seealso")
+        else:
+            kept_link = _links(previous, "seealso") if previous is not None else []
         resource["link"] = [
             link for link in resource.get("link", []) if isinstance(link, dict) and link.get("type") != "seealso"
         ]
@@ -156,7 +160,7 @@ class IdentityFeed:
         if kept_link:
             level = IdentityLevel.VALIDATED
             resource["link"].append({"other": {"reference": f"Patient/{kept_link[0]}"}, "type": "seealso"})
-        elif not replaced_by:
+        elif not replaced_by and not trusted:  # an agent's decision is not second-guessed by the matcher
             found = await self.matcher.candidates(conn, resource, self.review_limit)
             best = found[0] if found else None
             if best is not None and best.decision == "auto-link":
