@@ -1,6 +1,9 @@
 """The identity-vigilance review queue: FHIR Tasks (code ``identity-review``) the agency's cell works through.
 
-A Task names the local identity (``focus`` and ``for``) and, as ``input``, each candidate certified identity with
+A Task says why it was opened (``reasonCode`` of :data:`REASON_SYSTEM`: ``uncertain-link`` — a local identity
+scored in the review band; ``collision`` — it scored above the auto-link threshold against two or more certified
+identities; ``suspected-duplicate`` — two certified identities found alike by ``esante mpi find-duplicates``), names
+the identity under review (``focus`` and ``for``) and, as ``input``, each candidate certified identity with
 its match probability, grade and the per-field agreement (family name, given names, birth date, …) so that the
 agent sees the traits side by side. Tasks are ordinary resources: searchable (``Task?code=…identity-review&
 status=requested``), readable by identity-vigilance agents, audited like any access.
@@ -21,9 +24,15 @@ REVIEW_CODE = "identity-review"
 SCORE_URL = "urn:esante:mpi-match-probability"
 GRADE_URL = "urn:esante:mpi-match-grade"
 AGREEMENT_URL = "urn:esante:mpi-field-agreement"
+REASON_SYSTEM = "urn:esante:mpi-review-reason"
+UNCERTAIN_LINK = "uncertain-link"
+COLLISION = "collision"
+SUSPECTED_DUPLICATE = "suspected-duplicate"
 
 
-def review_task(local: StoredResource, candidates: list[Candidate], authored: str) -> dict[str, Any]:
+def review_task(
+    local: StoredResource, candidates: list[Candidate], authored: str, reason: str = UNCERTAIN_LINK
+) -> dict[str, Any]:
     reference = {"reference": f"Patient/{local.res_id}"}
     return {
         "resourceType": "Task",
@@ -31,7 +40,8 @@ def review_task(local: StoredResource, candidates: list[Candidate], authored: st
         "intent": "proposal",
         "priority": "routine",
         "code": {"coding": [{"system": TASK_SYSTEM, "code": REVIEW_CODE, "display": "Identity-vigilance review"}]},
-        "description": "Uncertain link between a local identity and certified identities",
+        "description": _DESCRIPTIONS[reason],
+        "reasonCode": {"coding": [{"system": REASON_SYSTEM, "code": reason}]},
         "focus": reference,
         "for": reference,
         "authoredOn": authored,
@@ -61,7 +71,16 @@ def review_task(local: StoredResource, candidates: list[Candidate], authored: st
     }
 
 
-async def open_review(session: StoreSession, local: StoredResource, candidates: list[Candidate]) -> StoredResource:
+_DESCRIPTIONS = {
+    UNCERTAIN_LINK: "Uncertain link between a local identity and certified identities",
+    COLLISION: "A local identity matches several certified identities",
+    SUSPECTED_DUPLICATE: "Two certified identities that may be the same person",
+}
+
+
+async def open_review(
+    session: StoreSession, local: StoredResource, candidates: list[Candidate], reason: str = UNCERTAIN_LINK
+) -> StoredResource:
     """Open a review Task for ``local`` in ``session``'s transaction."""
-    task = review_task(local, candidates, micros_to_instant(local.last_updated))
+    task = review_task(local, candidates, micros_to_instant(local.last_updated), reason)
     return await session.create(task, client_id=False)
