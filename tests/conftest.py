@@ -46,6 +46,7 @@ _TABLES = (
     "audit_journal",
     "mpi_domain",
     "mpi_esante_id",
+    "mpi_match_parameters",
     "account",
     "account_delegation",
     "oauth_client",

@@ -6,6 +6,7 @@ disconnects the database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.mpi.engine import MatchingEngine
 from esante.mpi.plugin import install_mpi
 from esante.security.accounts.api import account_routes
 from esante.security.accounts.service import AccountService
@@ -63,6 +65,7 @@ class Platform:
     accounts: AccountService  # compte eSanté use cases (activation, login, lockout, ...)
     login_limiter: RateLimiter  # one budget for every password-taking endpoint of this process
     auditor: Auditor | None = None
+    mpi_engine: MatchingEngine | None = None  # the MPI's online matching engine (mpi/engine.py)
 
 
 def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platform:
@@ -95,7 +98,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
         RateLimiter(),
         auditor,
     )
-    install_mpi(platform)
+    platform.mpi_engine = install_mpi(platform)
     return platform
 
 
@@ -135,9 +138,14 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         await platform.database.connect()
         if platform.auditor is not None:
             await platform.auditor.flush()  # events journaled before a restart are chained first
+        warming = None
+        if settings.warm_up and platform.mpi_engine is not None:  # the register is indexed while serving starts
+            warming = asyncio.create_task(platform.mpi_engine.warm())
         try:
             yield
         finally:
+            if warming is not None and not warming.done():
+                warming.cancel()
             if platform.auditor is not None:
                 await platform.auditor.close()
             await platform.database.close()

@@ -77,12 +77,25 @@ async def test_feeds_are_linked_by_matricule_and_revised(platform: Platform, cli
     revised = await _feed(client, chl, {**with_matricule, "address": [{"city": "Ettelbruck"}]})
     assert revised.status_code == 200 and revised.json()["link"][0]["other"]["reference"] == f"Patient/{certified}"
     assert revised.json()["id"] == h1["id"] and revised.json()["meta"]["versionId"] == "2"
-    # without a matricule (and no probabilistic engine plugged here): provisional
+    # without a matricule, the same traits: linked by the probabilistic engine, with a Provenance naming it
     h2 = (await _feed(client, chl, _local(HOSPITAL, "H2"))).json()
-    assert _level(h2) == "provisional" and "link" not in h2
+    assert _level(h2) == "validated" and h2["link"][0]["other"]["reference"] == f"Patient/{certified}"
+    provenances = (await client.get("/fhir/Provenance", params={"target": f"Patient/{h2['id']}"})).json()
+    (provenance,) = [e["resource"] for e in provenances["entry"]]
+    assert provenance["activity"]["coding"][0]["code"] == "auto-link"
+    assert provenance["entity"] == [{"role": "source", "what": {"reference": f"Patient/{certified}"}}]
+    assert provenance["agent"][0]["who"]["identifier"]["value"].startswith("fs-")
+    assert provenance["extension"][0]["valueDecimal"] > 0.95
+    # somebody else: provisional, no link, no review
+    other = _local(
+        HOSPITAL, "H4", name=[{"family": "Ferreira", "given": ["João"]}], birthDate="1990-01-15", gender="male"
+    )
+    h4 = (await _feed(client, chl, other)).json()
+    assert _level(h4) == "provisional" and "link" not in h4
     # the feed's own link and level are not taken
-    claimed = _local(HOSPITAL, "H3", link=[{"other": {"reference": f"Patient/{certified}"}, "type": "seealso"}],
-                     meta={"tag": [{"system": LEVEL_SYSTEM, "code": "validated"}]})  # fmt: skip
+    claimed = {**other, "identifier": [{"system": HOSPITAL, "value": "H3"}],
+               "link": [{"other": {"reference": f"Patient/{certified}"}, "type": "seealso"}],
+               "meta": {"tag": [{"system": LEVEL_SYSTEM, "code": "validated"}]}}  # fmt: skip
     h3 = (await _feed(client, chl, claimed)).json()
     assert _level(h3) == "provisional" and "link" not in h3
 

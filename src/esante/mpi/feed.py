@@ -9,10 +9,14 @@ over MLLP arrives at the same writes. These hooks make them MPI writes:
   belongs to one domain only (400);
 - the level tag and the ``seealso`` links are the MPI's (or an identity-vigilance agent's), never the feed's: what
   the feed sends is replaced;
-- a new or still provisional local identity is matched against the certified identities (:class:`Matcher`): above
-  the auto-link threshold it is linked (``Patient.link`` seealso → validated), in the review band it stays
-  provisional and an identity-vigilance review Task is opened in the same transaction, below it stays provisional;
-  a validated identity keeps its link (only an agent's decision moves it);
+- a new or still provisional local identity is matched against the certified identities (:class:`Matcher`): with
+  exactly one candidate above the auto-link threshold it is linked (``Patient.link`` seealso → validated, and a
+  ``Provenance`` auto-link names the engine's parameter version and the probability); with several, or in the
+  review band, it stays provisional and an identity-vigilance review Task is opened in the same transaction; below
+  it stays provisional;
+- a validated identity keeps its link (only an agent's decision moves it); when a revision's traits no longer
+  match the linked identity (a local id reused for somebody else: a *collision*), the link is kept and a review
+  Task (reason ``collision``) is opened;
 - a merge (``active = false`` + ``link`` replaced-by) must name a survivor of the same domain;
 - certified identities (tagged ``certified``) are written only by the register import (no API caller).
 """
@@ -27,9 +31,11 @@ import orjson
 from esante.db.engine import Connection
 from esante.fhir.errors import FhirError, Issue, bad_request
 from esante.fhir.hooks import HookEvent, HookRegistry, Pointcut
+from esante.fhir.model import micros_to_instant
 from esante.mpi.model import LEVEL_SYSTEM, LOCAL_DOMAIN_PREFIX, NATIONAL_SYSTEMS, IdentityLevel, level_tag
 from esante.mpi.people import level_of
-from esante.mpi.review import open_review
+from esante.mpi.provenance import Activity, decision_provenance, engine_agent
+from esante.mpi.review import COLLISION, UNCERTAIN_LINK, open_review
 from esante.security.policy import Caller
 
 VIGILANCE_ROLE = "identity-vigilance"
@@ -47,9 +53,19 @@ class Candidate:
 
 
 class Matcher(Protocol):
-    """Finds certified identities for a local one (the matching engine behind it: docs/mpi-matching.md)."""
+    """Finds certified identities for a local one (the matching engine behind it: docs/mpi-matching.md), best
+    first, without the ``no-link`` ones."""
 
     async def candidates(self, conn: Connection, patient: dict[str, Any], limit: int) -> list[Candidate]: ...
+
+
+@dataclass
+class _Pending:
+    """What the first hook decided and the second writes once the identity has its id and version."""
+
+    reviews: list[Candidate]
+    reason: str = UNCERTAIN_LINK
+    auto_link: Candidate | None = None
 
 
 def _forbidden(text: str) -> FhirError:
@@ -91,7 +107,7 @@ class IdentityFeed:
     def __init__(self, matcher: Matcher, review_limit: int = 3) -> None:
         self.matcher = matcher
         self.review_limit = review_limit
-        self._pending_reviews: dict[int, list[Candidate]] = {}  # id(resource dict) → candidates to review
+        self._pending: dict[int, _Pending] = {}  # id(resource dict) → what to write with it
 
     def install(self, hooks: HookRegistry) -> None:
         hooks.register(Pointcut.STORAGE_PRESTORAGE_CREATE, self.before_write, {"Patient"})
@@ -157,32 +173,58 @@ class IdentityFeed:
                     expression="Patient.link",
                 )
         level = IdentityLevel.PROVISIONAL
+        pending: _Pending | None = None
         if kept_link:
             level = IdentityLevel.VALIDATED
             resource["link"].append({"other": {"reference": f"Patient/{kept_link[0]}"}, "type": "seealso"})
+            if not trusted and previous is not None and resource.get("active") is not False:
+                pending = await self._collision(conn, resource, kept_link[0])
         elif not replaced_by and not trusted:  # an agent's decision is not second-guessed by the matcher
             found = await self.matcher.candidates(conn, resource, self.review_limit)
-            best = found[0] if found else None
-            if best is not None and best.decision == "auto-link":
+            sure = [c for c in found if c.decision == "auto-link"]
+            if len(sure) == 1:
                 level = IdentityLevel.VALIDATED
-                resource["link"].append({"other": {"reference": f"Patient/{best.patient_id}"}, "type": "seealso"})
-            elif best is not None and best.decision == "review":
-                if len(self._pending_reviews) > 1000:  # entries of writes that failed between the two hooks
-                    self._pending_reviews.clear()
-                self._pending_reviews[id(resource)] = [c for c in found if c.decision != "no-link"]
+                resource["link"].append({"other": {"reference": f"Patient/{sure[0].patient_id}"}, "type": "seealso"})
+                pending = _Pending([], auto_link=sure[0])
+            elif found:  # several certain candidates are as uncertain as a probable one
+                pending = _Pending(found)
+        if pending is not None:
+            if len(self._pending) > 1000:  # entries of writes that failed between the two hooks
+                self._pending.clear()
+            self._pending[id(resource)] = pending
         if not resource["link"]:
             del resource["link"]
         meta = dict(resource.get("meta") or {})
         meta["tag"] = [t for t in meta.get("tag", []) if t.get("system") != LEVEL_SYSTEM] + [level_tag(level)]
         resource["meta"] = meta
 
+    async def _collision(self, conn: Connection, resource: dict[str, Any], linked: str) -> _Pending | None:
+        """A revision of a linked identity whose traits no longer match the linked person: a review, not a move."""
+        found = await self.matcher.candidates(conn, resource, self.review_limit + 1)
+        if any(c.patient_id == linked for c in found):
+            return None
+        shown = [Candidate(linked, 0.0, "no-link", "certainly-not", {}), *found[: self.review_limit]]
+        return _Pending(shown, reason=COLLISION)
+
     async def after_write(self, event: HookEvent) -> None:
         stored = event.stored
-        if stored is None or stored.content is None:
+        if stored is None or stored.content is None or event.resource is None:
             return
-        candidates = self._pending_reviews.pop(id(event.resource), None) if event.resource is not None else None
-        if candidates:
-            await open_review(event.session, stored, candidates)
+        pending = self._pending.pop(id(event.resource), None)
+        if pending is None:
+            return
+        if pending.reviews:
+            await open_review(event.session, stored, pending.reviews, pending.reason)
+        if pending.auto_link is not None:
+            provenance = decision_provenance(
+                Activity.AUTO_LINK,
+                [f"Patient/{stored.res_id}/_history/{stored.version_id}"],
+                micros_to_instant(stored.last_updated),
+                engine_agent(getattr(self.matcher, "version", "") or "unknown"),
+                entities=[("source", f"Patient/{pending.auto_link.patient_id}")],
+                probability=pending.auto_link.probability,
+            )
+            await event.session.create(provenance, client_id=False)
 
 
 def _systems(resource: dict[str, Any]) -> set[str]:

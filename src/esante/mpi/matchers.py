@@ -1,44 +1,36 @@
-"""Matchers for the identity feed.
+"""The identity feed's matcher: the probabilistic engine (mpi/engine.py) over the certified identities.
 
-:class:`MatriculeMatcher` links a local identity that carries a valid matricule to the certified identity holding
-it (certain). It is the deterministic first rule of the feed; the probabilistic engine (mpi/matching) adds the
-identities without a matricule or with a mistyped one.
+The matricule is one of the engine's compared fields (and a blocking key), so a local identity carrying the right
+matricule and agreeing traits is linked with certainty, and one with a mistyped matricule is still found by its
+other traits; a matricule alone, against disagreeing traits, is not enough to link (a reused or mistyped number
+must not join two people).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from esante.db.engine import Connection
-from esante.identifiers.matricule import MatriculeError, parse_matricule
+from esante.mpi.engine import MatchingEngine
 from esante.mpi.feed import Candidate
-from esante.mpi.model import MATRICULE_SYSTEM, IdentityLevel
-from esante.mpi.people import level_of
+from esante.mpi.matching import NO_LINK
+from esante.mpi.matching import Candidate as Scored
 
 
-class MatriculeMatcher:
+def to_candidate(found: Scored) -> Candidate:
+    agreement = {name: level for name, level in found.score.levels().items() if level != "missing"}
+    decision = found.decision.replace("_", "-")  # the engine's auto_link / no_link → the feed's auto-link / no-link
+    return Candidate(found.record_id, found.probability, decision, found.grade, agreement)
+
+
+class EngineMatcher:
+    def __init__(self, engine: MatchingEngine) -> None:
+        self.engine = engine
+
+    @property
+    def version(self) -> str:
+        return self.engine.parameter_version
+
     async def candidates(self, conn: Connection, patient: dict[str, Any], limit: int) -> list[Candidate]:
-        values = []
-        for identifier in patient.get("identifier", []):
-            if identifier.get("system") == MATRICULE_SYSTEM and isinstance(identifier.get("value"), str):
-                try:
-                    values.append(parse_matricule(identifier["value"]).value)
-                except MatriculeError:
-                    continue
-        if not values:
-            return []
-        marks = ", ".join("?" * len(values))
-        rows = await conn.fetch(
-            "SELECT r.res_id, r.content FROM idx_token t JOIN resource r ON r.rid = t.rid AND r.is_current"
-            f" AND NOT r.deleted WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.code IN ({marks})"
-            " AND t.system = ?",
-            [*values, MATRICULE_SYSTEM],
-        )
-        found = [
-            Candidate(str(row[0]), 1.0, "auto-link", "certain", {"matricule": "exact"})
-            for row in rows
-            if level_of(orjson.loads(bytes(row[1]))) is IdentityLevel.CERTIFIED
-        ]
-        return found[:limit]
+        found = await self.engine.lookup(conn, patient, limit, min_probability=0.0)
+        return [to_candidate(c) for c in found if c.decision != NO_LINK]

@@ -120,8 +120,10 @@ class CandidateIndex:
         self._blocks = [{} for _ in self.rules]
         self.add_many(stored)
 
-    def set_parameters(self, params: ParameterSet) -> None:
-        """Score with a new parameter set from now on (the keys do not depend on it)."""
+    def set_parameters(self, params: ParameterSet, *, prior: float | None = None) -> None:
+        """Score with a new parameter set (and, if given, a new prior) from now on (the keys depend on neither)."""
+        if prior is not None:
+            self._prior = prior
         self._scorer = Scorer(params, self._prior)
 
     def _insert(self, blocks: dict[int, Block], key: int, slot: int) -> None:

@@ -1,0 +1,212 @@
+"""The online matching engine of a running platform: certified identities in a :class:`CandidateIndex`, kept
+consistent with the database, scored with the active parameter set.
+
+**Loading.** On first use (or at start-up, ``warm``) every current certified identity is read from the store and
+indexed; the preparation is CPU work, done in a worker thread so the event loop keeps serving. Look-ups wait for
+the load (a platform with 1.2 M identities takes minutes: docs/performance.md).
+
+**Consistency with writes.** Every look-up first *catches up*: the Patient versions written since the last one
+(``resource.pk`` greater than a watermark — an index range scan of a few rows) are applied in order: a current,
+active certified identity is (re-)indexed, anything else (a new version that is no longer certified, a merged or
+deleted identity) is removed. Other processes' writes are therefore seen too (several workers, the importer), and
+a write of this process is seen by its next look-up. Rows of transactions still open are invisible when read and
+may commit later with a smaller ``pk``: the watermark only moves past rows older than ``SETTLE_MICROS``, and rows
+above it that were already applied are remembered and skipped, so a late commit is still picked up.
+
+**Prior.** A look-up asks "which of N certified identities is this person": the prior odds that one given
+candidate is the person are 1/N (at least 1/``MIN_PRIOR_POPULATION``, so a tiny test registry does not make weak
+agreement look probable). The parameter set's own λ is the duplicate rate of its training data, not this.
+
+**Parameters.** The active set (``ParameterStore``) is re-read at most every ``PARAMETER_REFRESH_SECONDS``; a
+new version re-scores from the next look-up (the blocking keys do not depend on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from esante.db.engine import Connection, Database
+from esante.mpi.match_parameters import ParameterStore
+from esante.mpi.matching import (
+    Candidate,
+    CandidateIndex,
+    Features,
+    ParameterSet,
+    RecordError,
+    prepare,
+    record_from_fhir,
+)
+from esante.mpi.model import LEVEL_SYSTEM, IdentityLevel
+
+SETTLE_MICROS = 30_000_000  # a write transaction older than this has committed (or failed)
+MIN_PRIOR_POPULATION = 10_000
+PARAMETER_REFRESH_SECONDS = 5.0
+_LOAD_BATCH = 5_000
+INCOMING_ID = "\x00incoming"
+
+
+def is_certified(resource: dict[str, Any]) -> bool:
+    return resource.get("active") is not False and any(
+        tag.get("system") == LEVEL_SYSTEM and tag.get("code") == IdentityLevel.CERTIFIED.value
+        for tag in resource.get("meta", {}).get("tag", [])
+        if isinstance(tag, dict)
+    )
+
+
+def _features(res_id: str, content: bytes | str) -> Features | None:
+    """The prepared traits of a stored certified identity, or None when it is not one (or unreadable)."""
+    resource = orjson.loads(content)
+    if not is_certified(resource):
+        return None
+    try:
+        return prepare(record_from_fhir(resource, res_id))
+    except RecordError:
+        return None  # a stored identity with an unreadable trait is not matchable; vigilance sees it elsewhere
+
+
+def _prepare_rows(rows: list[tuple[Any, ...]]) -> list[Features | None]:
+    return [_features(str(r[0]), bytes(r[1])) for r in rows if r[1] is not None]
+
+
+@dataclass
+class EngineStats:
+    loaded: int = 0
+    load_seconds: float = 0.0
+    caught_up_rows: int = 0
+
+
+class MatchingEngine:
+    """One per platform process. ``lookup`` is safe to call concurrently (catch-up and index writes are locked)."""
+
+    def __init__(self, database: Database, parameters: ParameterStore) -> None:
+        self.database = database
+        self.parameters = parameters
+        self.stats = EngineStats()
+        self._index: CandidateIndex | None = None
+        self._params: ParameterSet | None = None
+        self._params_read_at = 0.0
+        self._watermark = 0
+        self._applied: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._population_at_prior = 0
+
+    # -- state --------------------------------------------------------------------------------------------------
+    @property
+    def parameter_version(self) -> str:
+        return self._params.version if self._params is not None else ""
+
+    @property
+    def params(self) -> ParameterSet:
+        assert self._params is not None, "the engine is not loaded"
+        return self._params
+
+    def __len__(self) -> int:
+        return len(self._index) if self._index is not None else 0
+
+    async def warm(self) -> None:
+        """Load now (start-up) rather than on the first look-up."""
+        async with self.database.read() as conn, self._lock:
+            await self._ready(conn)
+
+    async def _ready(self, conn: Connection) -> CandidateIndex:
+        """The index, loaded on the caller's connection (a hook's transaction may hold the only one: SQLite)."""
+        if self._index is None:
+            await self._load(conn)
+        assert self._index is not None
+        return self._index
+
+    async def _load(self, conn: Connection) -> None:
+        started = time.perf_counter()
+        params = await self.parameters.active(conn)
+        index = CandidateIndex(params)
+        settled = int(time.time() * 1_000_000) - SETTLE_MICROS  # rows older than this are committed (or never)
+        watermark = int(
+            await conn.fetchval("SELECT COALESCE(MAX(pk), 0) FROM resource WHERE last_updated < ?", (settled,)) or 0
+        )
+        last = ""
+        while True:  # keyset pages: a million rows are not held at once
+            rows = await conn.fetch(
+                "SELECT r.res_id, r.content FROM resource r JOIN idx_token t ON t.rid = r.rid"
+                " WHERE t.res_type = 'Patient' AND t.param = '_tag' AND t.system = ? AND t.code = ?"
+                " AND r.res_type = 'Patient' AND r.is_current AND NOT r.deleted AND r.res_id > ?"
+                " ORDER BY r.res_id LIMIT ?",
+                (LEVEL_SYSTEM, IdentityLevel.CERTIFIED.value, last, _LOAD_BATCH),
+            )
+            if not rows:
+                break
+            last = str(rows[-1][0])
+            prepared = await asyncio.to_thread(_prepare_rows, rows)
+            for features in prepared:
+                if features is not None and features.id not in index:
+                    index.add(features)
+        self._params, self._params_read_at = params, time.monotonic()
+        self._watermark = watermark  # rows written since (or while loading) are applied by the first catch-up
+        self._index = index
+        self._refresh_prior(force=True)
+        self.stats.loaded = len(index)
+        self.stats.load_seconds = time.perf_counter() - started
+
+    def _refresh_prior(self, *, force: bool = False) -> None:
+        """Re-score with the prior 1/N when N moved by more than a tenth since the prior was set."""
+        assert self._index is not None and self._params is not None
+        population = max(len(self._index), MIN_PRIOR_POPULATION)
+        if force or abs(population - self._population_at_prior) * 10 > self._population_at_prior:
+            self._index.set_parameters(self._params, prior=1.0 / population)
+            self._population_at_prior = population
+
+    # -- consistency --------------------------------------------------------------------------------------------
+    async def _catch_up(self, conn: Connection) -> None:
+        index = await self._ready(conn)
+        now = time.time()
+        if time.monotonic() - self._params_read_at > PARAMETER_REFRESH_SECONDS:
+            params = await self.parameters.active(conn)
+            self._params_read_at = time.monotonic()
+            if self._params is None or params.version != self._params.version:
+                self._params = params
+                self._refresh_prior(force=True)
+        rows = await conn.fetch(
+            "SELECT pk, last_updated FROM resource WHERE pk > ? AND res_type = 'Patient' ORDER BY pk",
+            (self._watermark,),
+        )
+        if not rows:
+            return
+        fresh = [int(r[0]) for r in rows if int(r[0]) not in self._applied]
+        if fresh:
+            marks = ", ".join("?" * len(fresh))
+            versions = await conn.fetch(
+                f"SELECT pk, res_id, deleted, content FROM resource WHERE pk IN ({marks}) ORDER BY pk", fresh
+            )
+            for _pk, res_id, deleted, content in versions:
+                features = None if deleted or content is None else _features(str(res_id), bytes(content))
+                if features is None:
+                    index.remove(str(res_id))
+                else:
+                    index.update(features)
+            self._applied.update(fresh)
+            self.stats.caught_up_rows += len(fresh)
+            self._refresh_prior()
+        settled_before = int(now * 1_000_000) - SETTLE_MICROS
+        for pk, last_updated in rows:  # the watermark moves over the settled prefix only
+            if int(last_updated) >= settled_before:
+                break
+            self._watermark = int(pk)
+        self._applied = {pk for pk in self._applied if pk > self._watermark}
+
+    # -- look-ups -----------------------------------------------------------------------------------------------
+    async def lookup(
+        self, conn: Connection, patient: dict[str, Any], limit: int, *, min_probability: float | None = None
+    ) -> list[Candidate]:
+        """The best certified identities for ``patient`` (a FHIR Patient dict) with at least ``min_probability``
+        (default: the active review threshold). ``RecordError`` for unreadable traits (the caller answers 400)."""
+        record = record_from_fhir(patient, INCOMING_ID)  # never an indexed id: nothing is excluded
+        features = prepare(record)
+        async with self._lock:
+            await self._catch_up(conn)
+            assert self._index is not None
+            floor = self.params.thresholds.review if min_probability is None else min_probability
+            return self._index.lookup(features, limit, min_probability=floor)
