@@ -13,6 +13,7 @@ from rich.console import Console
 
 from esante.config import Settings, load_settings
 from esante.mpi.cli import mpi_app
+from esante.mpi.mllp.cli import mllp
 
 if TYPE_CHECKING:
     from esante.security.accounts.letters import ActivationLetter
@@ -35,6 +36,7 @@ app.add_typer(clients_app, name="clients")
 accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension, delegations.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(mpi_app, name="mpi")
+app.command("mllp")(mllp)
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
 console = Console()
