@@ -13,6 +13,7 @@ from rich.console import Console
 
 from esante.config import Settings, load_settings
 from esante.mpi.cli import mpi_app
+from esante.mpi.matching_cli import parameters_app as _registers_matching_commands  # noqa: F401
 from esante.mpi.mllp.cli import mllp
 
 if TYPE_CHECKING:

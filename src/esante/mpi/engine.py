@@ -28,49 +28,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from esante.db.engine import Connection, Database
 from esante.mpi.match_parameters import ParameterStore
 from esante.mpi.matching import (
     Candidate,
     CandidateIndex,
-    Features,
     ParameterSet,
-    RecordError,
     prepare,
     record_from_fhir,
 )
-from esante.mpi.model import LEVEL_SYSTEM, IdentityLevel
+from esante.mpi.registry_records import certified_features, iter_certified
 
 SETTLE_MICROS = 30_000_000  # a write transaction older than this has committed (or failed)
 MIN_PRIOR_POPULATION = 10_000
 PARAMETER_REFRESH_SECONDS = 5.0
-_LOAD_BATCH = 5_000
 INCOMING_ID = "\x00incoming"
-
-
-def is_certified(resource: dict[str, Any]) -> bool:
-    return resource.get("active") is not False and any(
-        tag.get("system") == LEVEL_SYSTEM and tag.get("code") == IdentityLevel.CERTIFIED.value
-        for tag in resource.get("meta", {}).get("tag", [])
-        if isinstance(tag, dict)
-    )
-
-
-def _features(res_id: str, content: bytes | str) -> Features | None:
-    """The prepared traits of a stored certified identity, or None when it is not one (or unreadable)."""
-    resource = orjson.loads(content)
-    if not is_certified(resource):
-        return None
-    try:
-        return prepare(record_from_fhir(resource, res_id))
-    except RecordError:
-        return None  # a stored identity with an unreadable trait is not matchable; vigilance sees it elsewhere
-
-
-def _prepare_rows(rows: list[tuple[Any, ...]]) -> list[Features | None]:
-    return [_features(str(r[0]), bytes(r[1])) for r in rows if r[1] is not None]
 
 
 @dataclass
@@ -128,21 +100,9 @@ class MatchingEngine:
         watermark = int(
             await conn.fetchval("SELECT COALESCE(MAX(pk), 0) FROM resource WHERE last_updated < ?", (settled,)) or 0
         )
-        last = ""
-        while True:  # keyset pages: a million rows are not held at once
-            rows = await conn.fetch(
-                "SELECT r.res_id, r.content FROM resource r JOIN idx_token t ON t.rid = r.rid"
-                " WHERE t.res_type = 'Patient' AND t.param = '_tag' AND t.system = ? AND t.code = ?"
-                " AND r.res_type = 'Patient' AND r.is_current AND NOT r.deleted AND r.res_id > ?"
-                " ORDER BY r.res_id LIMIT ?",
-                (LEVEL_SYSTEM, IdentityLevel.CERTIFIED.value, last, _LOAD_BATCH),
-            )
-            if not rows:
-                break
-            last = str(rows[-1][0])
-            prepared = await asyncio.to_thread(_prepare_rows, rows)
-            for features in prepared:
-                if features is not None and features.id not in index:
+        async for page in iter_certified(conn):
+            for features in page:
+                if features.id not in index:
                     index.add(features)
         self._params, self._params_read_at = params, time.monotonic()
         self._watermark = watermark  # rows written since (or while loading) are applied by the first catch-up
@@ -182,7 +142,7 @@ class MatchingEngine:
                 f"SELECT pk, res_id, deleted, content FROM resource WHERE pk IN ({marks}) ORDER BY pk", fresh
             )
             for _pk, res_id, deleted, content in versions:
-                features = None if deleted or content is None else _features(str(res_id), bytes(content))
+                features = None if deleted or content is None else certified_features(str(res_id), bytes(content))
                 if features is None:
                     index.remove(str(res_id))
                 else:
