@@ -8,9 +8,13 @@ ERR segment and changes nothing; framing errors are answered.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hl7.client
@@ -18,6 +22,7 @@ import httpx
 import pytest
 
 from esante.app import Platform
+from esante.db.engine import Database
 from esante.mpi.domains import DomainStore
 from esante.mpi.mllp.er7 import Message, Segment, parse
 from esante.mpi.mllp.framing import END, START
@@ -25,6 +30,7 @@ from esante.mpi.mllp.server import MllpServer, MllpService
 from esante.mpi.model import LEVEL_SYSTEM
 from esante.security.oauth.client_store import ClientStore
 from tests.auth import register_client
+from tests.live_server import free_port
 
 HOSPITAL = "urn:oid:1.3.182.3.1.1.7.2"
 LAB = "urn:oid:1.3.182.3.1.1.9.2"
@@ -485,3 +491,45 @@ async def test_a_third_party_mllp_client(mllp: Listener, client: httpx.AsyncClie
     found = hl7.parse(raw.strip(b"\x0b\x1c\r").decode())
     assert str(found.segment("QAK")(2)) == "OK" and len(found.segments("PID")) == 1
     assert (await _identity(client, "H1"))["gender"] == "female"
+
+
+async def test_the_esante_mllp_command(database: Database, db_url: str, tmp_path: Path) -> None:
+    """``esante mllp`` as its own process: it refuses an unknown client, then serves a real MLLP client."""
+    await register_client(database, "chl-his", "system/Patient.cruds")
+    await DomainStore(database).register(HOSPITAL, "CHL", source_client_id="chl-his")
+    port = free_port()
+    env = dict(os.environ, ESANTE_VAR_DIR=str(tmp_path / "var"))
+    command = [sys.executable, "-m", "esante.cli", "mllp", "--port", str(port), "--db", db_url]
+    unknown = await asyncio.to_thread(
+        subprocess.run, [*command, "--client", "nobody"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2 and "not registered" in unknown.stderr
+    proc = subprocess.Popen(
+        [*command, "--client", "chl-his"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        for _ in range(300):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("esante mllp did not start")
+        connection = Mllp(reader, writer)
+        try:
+            answer = await connection.send(adt("A04", control="CLI-1"))
+            assert answer.ack == "AA" and answer.segment("MSA").value(2) == "CLI-1", answer.raw
+        finally:
+            await connection.close()
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert f"127.0.0.1:{port} as client chl-his" in output
+    assert "Schmit" not in output and "19820802" not in output, "no health data in the logs"
+    assert '"control_id": "CLI-1"' in output
+    async with database.read() as conn:
+        stored = await conn.fetchval("SELECT COUNT(*) FROM resource WHERE res_type = 'Patient' AND is_current")
+        audited = await conn.fetch("SELECT content FROM resource WHERE res_type = 'AuditEvent'")
+    assert stored == 1
+    assert any(b"chl-his" in bytes(row[0]) for row in audited), "the write is audited as the client"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -47,7 +48,11 @@ def mllp(
             server = MllpServer(service, max_bytes=max_bytes)
             bound_host, bound_port = await server.start(host, port)
             typer.echo(f"eSanté MPI HL7 v2 (MLLP) on {bound_host}:{bound_port} as client {client}", err=True)
-            await server.serve_forever()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the audit trail is flushed on the way out
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
         finally:
             if server is not None:
                 await server.close()
@@ -60,5 +65,3 @@ def mllp(
     except OperatorTokenError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    except KeyboardInterrupt:
-        pass

@@ -221,6 +221,7 @@ class MllpServer:
         self.max_bytes = max_bytes
         self.idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free port)."""
@@ -233,13 +234,17 @@ class MllpServer:
         await self._server.serve_forever()
 
     async def close(self) -> None:
+        """Stop listening and close the open connections (a client re-sends what got no answer)."""
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.close()
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) else None
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -267,6 +272,7 @@ class MllpServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
