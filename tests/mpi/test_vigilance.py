@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ import pytest
 from esante.app import Platform
 from esante.fhir.errors import FhirError, Issue
 from esante.fhir.hooks import HookEvent, Pointcut
+from esante.fhir.store import ResourceStore
 from esante.identifiers.esante_id import new_esante_id
 from esante.identifiers.matricule import make_matricule
 from esante.mpi.domains import DomainStore
@@ -27,8 +29,21 @@ from esante.security.operator_tokens import plan_token
 from esante.security.tokens import principal
 from tests.api.helpers import FHIR_JSON, outcome
 from tests.auth import bearer, register_client, token
+from tests.security.accounts_support import PASSWORD
 from tests.security.helpers import FakeClock
-from tests.security.oauth_support import AuthServer, person
+from tests.security.oauth_support import (
+    AuthServer,
+    authorize_params,
+    exchange,
+    form_action,
+    hidden_fields,
+    location_params,
+    next_code,
+    person,
+    pkce,
+    public_app,
+    whole_platform,
+)
 
 HOSPITAL = "urn:oid:1.3.182.3.1.1.7.2"
 LAB = "urn:oid:1.3.182.3.1.1.9.2"
@@ -515,3 +530,57 @@ async def test_an_unlink_survives_the_next_feed_revision(platform: Platform, cli
     assert unlinked.status_code == 200, unlinked.text
     revised = await client.put(url, json={**local, "address": [{"city": "Wiltz"}]}, headers=chl)
     assert revised.status_code == 200 and "link" not in revised.json()
+
+
+async def test_merge_over_a_real_socket_with_an_oauth_agent_token(db_url: str, tmp_path: Path) -> None:
+    """The whole platform under uvicorn: the agent logs in (password + TOTP, consent) through the authorization
+    server, and the decision, its Provenance and its AuditEvent carry the account the token was issued to."""
+    async with whole_platform(db_url, tmp_path) as (fhir, server):
+        await DomainStore(server.database).register(HOSPITAL, "CHL", organization="Organization/chl")
+        async with server.database.transaction() as conn:
+            session = ResourceStore(server.database).session(conn)
+            for item in (
+                _patient("lea", [(MATRICULE_SYSTEM, LEA)], **CERTIFIED),
+                _patient("twin", [(MATRICULE_SYSTEM, LEA_TWIN)], **CERTIFIED),
+                _patient("h2", [(HOSPITAL, "H2")], link=_link("twin")),
+            ):
+                await session.create(item, res_id=item["id"])
+            await session.flush()
+        await public_app(server, "vigil-console", scopes="user/*.cruds openid fhirUser")
+        agent = await person(server, "staff", "ivo", roles=("identity-vigilance",), display_name="Ivo Agent")
+        async with httpx.AsyncClient() as http:
+            verifier, challenge = pkce()
+            params = authorize_params("vigil-console", challenge, scope="user/*.cruds openid fhirUser")
+            page = await http.get(server.authorize_url, params=params)
+            login = {**hidden_fields(page.text), "username": "ivo", "password": PASSWORD}
+            consent = await http.post(form_action(page.text), data={**login, "totp": next_code(server, agent)})
+            allowed = await http.post(
+                form_action(consent.text), data={**hidden_fields(consent.text), "decision": "allow"}
+            )
+            issued = await exchange(server, http, location_params(allowed)["code"], verifier, "vigil-console")
+            assert issued.status_code == 200, issued.text
+            headers = {**FHIR_JSON, "Authorization": f"Bearer {issued.json()['access_token']}"}
+            merged = await http.post(
+                f"{fhir}/Patient/$mpi-merge", json=_params(source="twin", target="lea"), headers=headers
+            )
+            assert merged.status_code == 200, merged.text
+            provenance = await http.get(f"{fhir}/{_out(merged.json(), 'provenance')[0]['reference']}", headers=headers)
+            who = provenance.json()["agent"][0]["who"]
+            assert who == {
+                "identifier": {"system": "urn:esante:account", "value": agent.account.id},
+                "display": "Ivo Agent",
+            }
+            h2 = (await http.get(f"{fhir}/Patient/h2", headers=headers)).json()
+            assert _links(h2) == [("seealso", "Patient/lea")]
+            outcome(await http.post(f"{fhir}/Patient/$mpi-merge", json=_params(source="twin", target="lea")), 401)
+        async with server.database.read() as conn:
+            rows = await conn.fetch("SELECT content FROM resource WHERE res_type = 'AuditEvent' AND is_current")
+        events = [orjson.loads(bytes(r[0])) for r in rows]
+        requestors = [
+            a["who"] for e in events if e.get("subtype", [{}])[0].get("code") == "operation" and e["outcome"] == "0"
+            for a in e["agent"] if a.get("requestor")
+        ]  # fmt: skip
+        assert {
+            "identifier": {"system": "urn:esante:caller", "value": agent.account.id},
+            "display": "Ivo Agent",
+        } in requestors
