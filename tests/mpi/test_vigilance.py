@@ -431,6 +431,7 @@ async def test_wrong_decisions_are_refused_and_change_nothing(platform: Platform
         assert current is not None
         await session.update({**orjson.loads(current.content or b"{}"), "status": "completed"}, current)
         await session.create({"resourceType": "Task", "status": "requested", "intent": "order"}, res_id="other")
+        await session.create({"resourceType": "Patient", "name": [{"family": "Plain"}]}, res_id="plain")
         await session.flush()
     before = await _snapshot(platform)
     cases: list[tuple[str, dict[str, Any], int, str]] = [
@@ -447,12 +448,20 @@ async def test_wrong_decisions_are_refused_and_change_nothing(platform: Platform
         ("mpi-link", {"local": "h3", "target": "lea", "task": "Task/t2"}, 409, "already completed"),
         ("mpi-link", {"local": "h3", "target": "lea", "task": "Task/other"}, 422, "not an identity-review"),
         ("mpi-link", {"local": "h2", "target": "lea", "task": "Task/t1"}, 422, "reviews Patient/h3"),
+        ("mpi-link", {"local": "plain", "target": "lea"}, 422, "Patient/plain is not an MPI identity"),
+        (
+            "mpi-link",
+            {"local": {"valueReference": {"identifier": {"value": "H3"}}}, "target": "lea"},
+            400,
+            "Patient/<id>",
+        ),
         ("mpi-unlink", {"local": "h3", "reason": "x"}, 409, "not linked"),
         ("mpi-unlink", {"local": "lea", "reason": "x"}, 422, "certified identity"),
         ("mpi-merge", {"source": "h1", "target": "l1"}, 422, "two domains"),
         ("mpi-merge", {"source": "h1", "target": "h1"}, 422, "same identity"),
         ("mpi-merge", {"source": "twin", "target": "h1"}, 422, "a certified identity and a local one"),
         ("mpi-merge", {"source": "twin"}, 400, "missing parameter(s): target"),
+        ("mpi-merge", {"source": "plain", "target": "lea"}, 422, "not an MPI identity"),
         ("mpi-unmerge", {"source": "twin", "reason": "x"}, 409, "is not merged"),
         ("mpi-unmerge", {"source": "ghost", "reason": "x"}, 404, "does not exist"),
     ]
@@ -584,3 +593,29 @@ async def test_merge_over_a_real_socket_with_an_oauth_agent_token(db_url: str, t
             "identifier": {"system": "urn:esante:caller", "value": agent.account.id},
             "display": "Ivo Agent",
         } in requestors
+
+
+async def test_unmerge_leaves_an_identity_moved_since(platform: Platform, client: httpx.AsyncClient) -> None:
+    await _world(platform)
+    agent = await _agent(platform)
+    assert (await _decide(client, agent, "mpi-merge", source="twin", target="lea")).status_code == 200
+    assert (await _decide(client, agent, "mpi-unlink", local="h2", reason="not her")).status_code == 200
+    undone = await _decide(client, agent, "mpi-unmerge", source="twin", reason="twins")
+    assert undone.status_code == 200, undone.text
+    (skipped,) = _out(undone.json(), "skipped")
+    assert "Patient/h2 is now linked to nothing" in skipped
+    assert "link" not in await _read(client, "Patient/h2")  # the later decision stands
+    assert _links(await _read(client, "Patient/l1")) == [("seealso", "Patient/twin")]
+    (notice,) = [n for n in await _notices(client) if n["category"][0]["coding"][0]["code"] == "unmerge"]
+    assert notice["identifier"][0]["system"] == LAB  # the hospital's identity was not pointed back
+
+
+async def test_a_parameter_given_twice_is_refused(platform: Platform, client: httpx.AsyncClient) -> None:
+    await _world(platform)
+    agent = await _agent(platform)
+    headers = {k: v for k, v in agent.items() if k != "X-Account"}
+    body = _params(local="h3", target="lea")
+    body["parameter"].append({"name": "target", "valueReference": _ref("twin")})
+    refused = outcome(await client.post("/fhir/Patient/$mpi-link", json=body, headers=headers), 400)
+    assert "target is given more than once" in refused["issue"][0]["diagnostics"]
+    assert "link" not in await _read(client, "Patient/h3")
