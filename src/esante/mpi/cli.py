@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -152,3 +152,61 @@ def import_identities(
                 writer.writerows((r.line, r.reason) for r in result.rejected)
 
     asyncio.run(run())
+
+
+@mpi_app.command("report")
+def report(
+    year: Annotated[str, typer.Option("--year", help="The calendar year (UTC) to report on, e.g. 2025.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default ./mpi-report-<year>/).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The yearly identity-vigilance report: report.html (with charts) and report.csv (docs/mpi-report.md)."""
+    from esante.app import build_platform
+    from esante.mpi.report.figures import YearError, parse_year
+    from esante.mpi.report.run import run_report
+
+    try:
+        number = parse_year(year)
+    except YearError as error:
+        typer.echo(f"error: --year: {error}", err=True)
+        raise typer.Exit(2) from error
+    settings = _settings(config, db)
+
+    async def run() -> None:
+        platform = build_platform(settings)
+        await platform.database.connect()
+        try:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                bars: dict[str, Any] = {}
+
+                def advance(stage: str, done: int, total: int | None) -> None:
+                    if stage not in bars:
+                        bars[stage] = progress.add_task(f"reading {stage}", total=total)
+                    progress.update(bars[stage], completed=done, total=total)
+
+                files = await run_report(platform, number, out, getpass.getuser(), advance)
+            if platform.auditor is not None:
+                await platform.auditor.close()
+        finally:
+            await platform.database.close()
+        f = files.figures
+        console.print(
+            f"{number}: {f.identities_total:,} identities, {sum(f.decisions.values()):,} decisions, "
+            f"{f.reviews_opened_total:,} reviews opened, {f.reviews_closed_total:,} closed"
+        )
+        typer.echo(files.html)
+        typer.echo(files.csv)
+
+    try:
+        asyncio.run(run())
+    except NotADirectoryError as error:
+        typer.echo(f"error: --out: {error}", err=True)
+        raise typer.Exit(2) from error
