@@ -22,7 +22,7 @@ from esante.fhir.operations import OperationCall, OperationDefinition
 from esante.fhir.store import StoreSession
 from esante.mpi.domains import DomainStore
 from esante.mpi.feed import VIGILANCE_ROLE
-from esante.mpi.model import ESANTE_ID_SYSTEM, NATIONAL_SYSTEMS
+from esante.mpi.model import ESANTE_ID_SYSTEM
 from esante.mpi.people import level_of
 from esante.mpi.provenance import ACTIVITY_SYSTEM, Activity, decision_provenance, person_agent
 from esante.mpi.vigilance.decisions import (
@@ -75,6 +75,7 @@ class _Decision:
         self.domains = domains
         self.session: StoreSession = call.session.store.session(call.session.conn)  # caller None
         self._cache: dict[str, Identity] = {}
+        self._domains: frozenset[str] | None = None
 
     async def identity(self, res_id: str, name: str) -> Identity:
         if res_id in self._cache:
@@ -96,20 +97,16 @@ class _Decision:
         )
 
     async def _domain(self, resource: dict[str, Any]) -> str | None:
+        """The registered establishment domain among the identity's identifier systems (the feed allows one)."""
+        if self._domains is None:  # read once per decision: a merge may load many identities
+            rows = await self.session.conn.fetch("SELECT system FROM mpi_domain")
+            self._domains = frozenset(str(row[0]) for row in rows)
         systems = sorted(
-            {
-                str(i["system"])
-                for i in resource.get("identifier", [])
-                if isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"] not in NATIONAL_SYSTEMS
-            }
+            str(i["system"])
+            for i in resource.get("identifier", [])
+            if isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"] in self._domains
         )
-        if not systems:
-            return None
-        marks = ", ".join("?" * len(systems))
-        found = await self.session.conn.fetchval(
-            f"SELECT MIN(system) FROM mpi_domain WHERE system IN ({marks})", systems
-        )
-        return str(found) if found else None
+        return systems[0] if systems else None
 
     async def referring(self, res_type: str, param: str, patient: str) -> list[StoredResource]:
         """Current resources of ``res_type`` whose ``param`` references ``Patient/<patient>``."""
