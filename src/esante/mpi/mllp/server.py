@@ -222,6 +222,7 @@ class MllpServer:
         self.idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free port)."""
@@ -239,12 +240,17 @@ class MllpServer:
             self._server.close()
             for writer in list(self._writers):
                 writer.close()
+            if self._tasks:  # let each connection's handler see its end rather than be cancelled at loop exit
+                await asyncio.wait(list(self._tasks), timeout=5)
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) else None
         self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             while True:
                 try:
@@ -273,6 +279,8 @@ class MllpServer:
             pass
         finally:
             self._writers.discard(writer)
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
