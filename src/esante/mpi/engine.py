@@ -5,13 +5,13 @@ consistent with the database, scored with the active parameter set.
 indexed; the preparation is CPU work, done in a worker thread so the event loop keeps serving. Look-ups wait for
 the load (a platform with 1.2 M identities takes minutes: docs/performance.md).
 
-**Consistency with writes.** Every look-up first *catches up*: the Patient versions written since the last one
-(``resource.pk`` greater than a watermark — an index range scan of a few rows) are applied in order: a current,
-active certified identity is (re-)indexed, anything else (a new version that is no longer certified, a merged or
-deleted identity) is removed. Other processes' writes are therefore seen too (several workers, the importer), and
-a write of this process is seen by its next look-up. Rows of transactions still open are invisible when read and
-may commit later with a smaller ``pk``: the watermark only moves past rows older than ``SETTLE_MICROS``, and rows
-above it that were already applied are remembered and skipped, so a late commit is still picked up.
+**Consistency with writes.** Every look-up first *catches up*: the rows written since the last one (storage key
+``resource.pk`` above the highest applied — a range of the primary key, a few rows) are read, and their Patient
+versions applied in order: a current, active certified identity is (re-)indexed, anything else (a version that is
+no longer certified, a merged or deleted identity) is removed. Other processes' writes are therefore seen too
+(several workers, the importer), and a write of this process is seen by its next look-up. Keys skipped in that
+range belong to transactions still open (they commit later with a smaller key) or rolled back: they are kept as
+*gaps* and probed on the next look-ups until they appear or ``SETTLE_MICROS`` has passed.
 
 **Prior.** A look-up asks "which of N certified identities is this person": the prior odds that one given
 candidate is the person are 1/N (at least 1/``MIN_PRIOR_POPULATION``, so a tiny test registry does not make weak
@@ -40,6 +40,8 @@ from esante.mpi.matching import (
 from esante.mpi.registry_records import certified_features, iter_certified
 
 SETTLE_MICROS = 30_000_000  # a write transaction older than this has committed (or failed)
+_SCAN_PAGE = 5_000
+_MAX_GAP = 100_000
 MIN_PRIOR_POPULATION = 10_000
 PARAMETER_REFRESH_SECONDS = 5.0
 INCOMING_ID = "\x00incoming"
@@ -62,8 +64,8 @@ class MatchingEngine:
         self._index: CandidateIndex | None = None
         self._params: ParameterSet | None = None
         self._params_read_at = 0.0
-        self._watermark = 0
-        self._applied: set[int] = set()
+        self._seen = 0  # the highest storage key applied
+        self._gaps: dict[int, float] = {}  # keys below it not visible yet → when first missed
         self._lock = asyncio.Lock()
         self._population_at_prior = 0
 
@@ -105,7 +107,7 @@ class MatchingEngine:
                 if features.id not in index:
                     index.add(features)
         self._params, self._params_read_at = params, time.monotonic()
-        self._watermark = watermark  # rows written since (or while loading) are applied by the first catch-up
+        self._seen = watermark  # rows written since (or while loading) are applied by the first catch-up
         self._index = index
         self._refresh_prior(force=True)
         self.stats.loaded = len(index)
@@ -129,17 +131,29 @@ class MatchingEngine:
             if self._params is None or params.version != self._params.version:
                 self._params = params
                 self._refresh_prior(force=True)
-        rows = await conn.fetch(
-            "SELECT pk, last_updated FROM resource WHERE pk > ? AND res_type = 'Patient' ORDER BY pk",
-            (self._watermark,),
-        )
-        if not rows:
+        patients: list[int] = []
+        while True:  # the rows written since the last look-up (all types: the primary key's range, no sort)
+            rows = await conn.fetch(
+                "SELECT pk, res_type FROM resource WHERE pk > ? ORDER BY pk LIMIT ?", (self._seen, _SCAN_PAGE)
+            )
+            for pk, res_type in rows:
+                if pk > self._seen + 1:  # keys skipped: still-open transactions (or rolled back ones)
+                    self._note_gap(self._seen + 1, pk - 1, now)
+                self._seen = pk
+                if res_type == "Patient":
+                    patients.append(pk)
+            if len(rows) < _SCAN_PAGE:
+                break
+        if self._gaps:
+            patients += await self._probe_gaps(conn, now)
+        if not patients:
             return
-        fresh = [int(r[0]) for r in rows if int(r[0]) not in self._applied]
-        if fresh:
-            marks = ", ".join("?" * len(fresh))
+        patients.sort()
+        for start in range(0, len(patients), _SCAN_PAGE):
+            chunk = patients[start : start + _SCAN_PAGE]
+            marks = ", ".join("?" * len(chunk))
             versions = await conn.fetch(
-                f"SELECT pk, res_id, deleted, content FROM resource WHERE pk IN ({marks}) ORDER BY pk", fresh
+                f"SELECT pk, res_id, deleted, content FROM resource WHERE pk IN ({marks}) ORDER BY pk", chunk
             )
             for _pk, res_id, deleted, content in versions:
                 features = None if deleted or content is None else certified_features(str(res_id), bytes(content))
@@ -147,15 +161,30 @@ class MatchingEngine:
                     index.remove(str(res_id))
                 else:
                     index.update(features)
-            self._applied.update(fresh)
-            self.stats.caught_up_rows += len(fresh)
-            self._refresh_prior()
-        settled_before = int(now * 1_000_000) - SETTLE_MICROS
-        for pk, last_updated in rows:  # the watermark moves over the settled prefix only
-            if int(last_updated) >= settled_before:
-                break
-            self._watermark = int(pk)
-        self._applied = {pk for pk in self._applied if pk > self._watermark}
+        self.stats.caught_up_rows += len(patients)
+        self._refresh_prior()
+
+    def _note_gap(self, first: int, last: int, now: float) -> None:
+        if last - first >= _MAX_GAP:  # a sequence jump (e.g. a cache of keys), not open transactions
+            return
+        for pk in range(first, last + 1):
+            self._gaps[pk] = now
+
+    async def _probe_gaps(self, conn: Connection, now: float) -> list[int]:
+        """Keys skipped earlier that have become visible since; keys missing for longer than the settle time are
+        forgotten (their transaction rolled back, or the key was never used)."""
+        found: list[int] = []
+        pending = sorted(self._gaps)
+        for start in range(0, len(pending), _SCAN_PAGE):
+            chunk = pending[start : start + _SCAN_PAGE]
+            marks = ", ".join("?" * len(chunk))
+            for pk, res_type in await conn.fetch(f"SELECT pk, res_type FROM resource WHERE pk IN ({marks})", chunk):
+                del self._gaps[pk]
+                if res_type == "Patient":
+                    found.append(pk)
+        expired = now - SETTLE_MICROS / 1_000_000
+        self._gaps = {pk: noticed for pk, noticed in self._gaps.items() if noticed > expired}
+        return found
 
     # -- look-ups -----------------------------------------------------------------------------------------------
     async def lookup(

@@ -60,17 +60,21 @@ def _prepare_rows(rows: list[tuple[Any, ...]], certified: bool) -> list[Features
 async def iter_certified(
     conn: Connection, page: int = PAGE, level: IdentityLevel = IdentityLevel.CERTIFIED
 ) -> AsyncIterator[list[Features]]:
-    """Pages of prepared identities of ``level`` (active ones), in id order."""
-    last = ""
+    """Pages of prepared identities of ``level`` (active ones), in storage-key order.
+
+    Paged on the tag index's own order (``rid``): each page is one range of ``ix_idx_token_value`` joined to the
+    current version by ``ix_resource_current_rid`` — no sort, and no plan that depends on fresh statistics (right
+    after a register import the planner has none, and a page keyed on ``res_id`` took seconds).
+    """
+    last = 0
     while True:
         rows = await conn.fetch(
-            "SELECT r.res_id, r.content FROM resource r JOIN idx_token t ON t.rid = r.rid"
-            " WHERE t.res_type = 'Patient' AND t.param = '_tag' AND t.system = ? AND t.code = ?"
-            " AND r.res_type = 'Patient' AND r.is_current AND NOT r.deleted AND r.res_id > ?"
-            " ORDER BY r.res_id LIMIT ?",
+            "SELECT r.res_id, r.content, t.rid FROM idx_token t JOIN resource r ON r.rid = t.rid AND r.is_current"
+            " WHERE t.res_type = 'Patient' AND t.param = '_tag' AND t.system = ? AND t.code = ? AND t.rid > ?"
+            " AND NOT r.deleted ORDER BY t.rid LIMIT ?",
             (LEVEL_SYSTEM, level.value, last, page),
         )
         if not rows:
             return
-        last = str(rows[-1][0])
+        last = int(rows[-1][2])
         yield await asyncio.to_thread(_prepare_rows, rows, level is IdentityLevel.CERTIFIED)
