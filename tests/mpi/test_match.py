@@ -163,3 +163,13 @@ async def test_match_needs_the_right_to_search_patients_and_respects_the_policy(
         "/fhir/Patient/$match", json=_query(_lea()), headers={**FHIR_JSON, "Authorization": ""}
     )
     assert anonymous.status_code == 401
+
+
+async def test_a_patient_only_ever_matches_herself(platform: Platform, client: httpx.AsyncClient) -> None:
+    ids = await _register(platform)
+    lea = {**FHIR_JSON, **bearer(platform.settings, f"patient:{ids['1982080285657']}", "patient/Patient.rs")}
+    joao = {**FHIR_JSON, **bearer(platform.settings, f"patient:{ids['1975031201275']}", "patient/Patient.rs")}
+    own = (await client.post("/fhir/Patient/$match", json=_query(_lea()), headers=lea)).json()
+    assert [e["resource"]["id"] for e in own["entry"]] == [ids["1982080285657"]]
+    other = await client.post("/fhir/Patient/$match", json=_query(_lea()), headers=joao)
+    assert other.status_code == 200 and other.json()["total"] == 0 and "entry" not in other.json()

@@ -33,6 +33,7 @@ from esante.fhir.validation import validate_resource
 from esante.mpi.engine import MatchingEngine
 from esante.mpi.matching import CERTAIN, RecordError
 from esante.mpi.parameters import values
+from esante.security.policy import Action
 
 MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
 DEFAULT_COUNT = 10
@@ -107,11 +108,12 @@ class PatientMatch:
         if only_certain:
             certain = [c for c in found if c.grade == CERTAIN]
             found = certain if len(certain) == 1 else []
-        stored = []
-        if found:
-            query = [("_id", ",".join(c.record_id for c in found)), ("_count", str(len(found))), ("_total", "none")]
-            outcome = await self.service.search(call.session, call.ctx, "Patient", query)
-            stored = [s for s in outcome.touched or [] if s.res_type == "Patient"]
+        # the candidates, read through the policy seam as a Patient search would (one decision, each resource
+        # checked against it); by id, without the search machinery's per-transaction planning round trip
+        decision = self.service.policy.decide(call.ctx, Action("search-type", "Patient"))
+        loaded = [await call.session.read("Patient", c.record_id) for c in found]
+        present = [s for s in loaded if s is not None and not s.deleted]
+        stored = await self.service.policy.filter_visible(call.session, lambda _t: decision, present)
         by_id = {s.res_id: s for s in stored}
         entries: list[dict[str, Any]] = []
         shown = []
