@@ -198,12 +198,111 @@ def _unwrap(annotation: Any) -> tuple[bool, Any]:
 _RELAXED_BINDINGS = {("ImplementationGuideDefinitionParameter", "code"), ("CapabilityStatement", "format")}
 
 
+_OBSERVATION_STATUS = frozenset(
+    {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
+)
+_ENCOUNTER_STATUS = frozenset(
+    {"planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled", "entered-in-error", "unknown"}
+)
+#: the complete R4 value sets of the required bindings whose model code list is abbreviated with "+"
+#: (hl7.org/fhir/R4: observation-status, diagnostic-report-status, task-status, encounter-status, …)
+_COMPLETE_CODES: dict[tuple[str, str], frozenset[str]] = {
+    ("Observation", "status"): _OBSERVATION_STATUS,
+    ("DetectedIssue", "status"): _OBSERVATION_STATUS,
+    ("RiskAssessment", "status"): _OBSERVATION_STATUS,
+    ("DiagnosticReport", "status"): frozenset(
+        {
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        }
+    ),
+    ("Task", "status"): frozenset(
+        {
+            "draft",
+            "requested",
+            "received",
+            "accepted",
+            "rejected",
+            "ready",
+            "cancelled",
+            "in-progress",
+            "on-hold",
+            "failed",
+            "completed",
+            "entered-in-error",
+        }
+    ),
+    ("Encounter", "status"): _ENCOUNTER_STATUS,
+    ("EncounterStatusHistory", "status"): _ENCOUNTER_STATUS,
+    ("DeviceUseStatement", "status"): frozenset(
+        {"active", "completed", "entered-in-error", "intended", "stopped", "on-hold"}
+    ),
+    ("SupplyRequest", "status"): frozenset(
+        {"draft", "active", "suspended", "cancelled", "completed", "entered-in-error", "unknown"}
+    ),
+    ("DeviceUdiCarrier", "entryType"): frozenset({"barcode", "rfid", "manual", "card", "self-reported", "unknown"}),
+    ("QuestionnaireItem", "type"): frozenset(
+        {
+            "group",
+            "display",
+            "boolean",
+            "decimal",
+            "integer",
+            "date",
+            "dateTime",
+            "time",
+            "string",
+            "text",
+            "url",
+            "choice",
+            "open-choice",
+            "attachment",
+            "reference",
+            "quantity",
+        }
+    ),
+    ("StructureMapGroupRuleTarget", "transform"): frozenset(
+        {
+            "create",
+            "copy",
+            "truncate",
+            "escape",
+            "cast",
+            "append",
+            "translate",
+            "reference",
+            "dateOp",
+            "uuid",
+            "pointer",
+            "evaluate",
+            "cc",
+            "c",
+            "qty",
+            "id",
+            "cp",
+        }
+    ),
+}
+
+
 def _field_spec(owner: str, name: str, finfo: Any) -> FieldSpec | None:
     extra = finfo.json_schema_extra or {}
     is_list, inner = _unwrap(finfo.annotation)
     enum = frozenset(extra["enum_values"]) if extra.get("enum_values") else None
     if (owner, name) in _RELAXED_BINDINGS:
         enum = None
+    elif enum is not None and "+" in enum:
+        # the models end an abbreviated code list with "+" (Task.status lists four of its twelve codes): the
+        # complete R4 value set is used instead (checking against the abbreviation refused completed, corrected…)
+        enum = _COMPLETE_CODES.get((owner, name))
     spec = FieldSpec(
         name=name,
         is_list=is_list,
