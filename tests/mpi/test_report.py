@@ -407,3 +407,40 @@ def test_cli_report(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "file").write_text("")
     clash = runner.invoke(cli, ["mpi", "report", "--year", "2010", "--out", str(tmp_path / "file"), "--db", db_url])
     assert clash.exit_code == 2 and "is not a directory" in clash.output
+
+
+async def test_decisions_taken_over_the_api_are_counted(
+    platform: Platform, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The contract end to end: an agent's link (closing a review), unlink and certified merge through the
+    identity-vigilance operations are what the report of the current year counts."""
+    from esante.fhir.model import micros_to_instant
+    from esante.mpi.feed import Candidate
+    from esante.mpi.review import review_task
+    from tests.mpi.test_vigilance import _agent, _decide, _world
+
+    await _world(platform)
+    async with platform.database.transaction() as conn:
+        session = platform.store.session(conn)
+        h3 = await session.read("Patient", "h3")
+        assert h3 is not None
+        opened = micros_to_instant(platform.store.clock.now())
+        await session.create(review_task(h3, [Candidate("lea", 0.7, "review", "probable", {})], opened), res_id="t1")
+        await session.flush()
+    agent = await _agent(platform)
+    for op, values in [
+        ("mpi-link", {"local": "h3", "target": "lea", "task": "Task/t1", "reason": "same person"}),
+        ("mpi-unlink", {"local": "h3", "reason": "not the same person"}),
+        ("mpi-merge", {"source": "twin", "target": "lea", "reason": "register duplicate"}),
+    ]:
+        done = await _decide(client, agent, op, **values)
+        assert done.status_code == 200, done.text
+    f = (await run_report(platform, datetime.now(UTC).year, tmp_path / "now")).figures
+    assert f.decisions == {"auto-link": 0, "link": 1, "unlink": 1, "merge": 1, "unmerge": 0}
+    assert f.decisions_by_agent_kind["merge"] == {"engine": 0, "agent": 1, "other": 0} and f.deciding_agents == 1
+    assert f.reviews_opened[UNCERTAIN_LINK] == 1 and f.reviews_closed[UNCERTAIN_LINK] == 1
+    assert f.reviews_closed_by_outcome["completed"] == 1 and f.reviews_open_at_end == 0
+    assert f.median_review_hours is not None and 0 <= f.median_review_hours < 1
+    assert sum(f.monthly["merges"]) == 1 and sum(f.monthly["reviews closed"]) == 1
+    # the register's duplicate merged away; every local identity of it re-pointed to the survivor
+    assert f.identities_by_level == {"certified": 1, "validated": 3, "provisional": 2} and f.merged_identities == 1
