@@ -14,6 +14,10 @@ over MLLP arrives at the same writes. These hooks make them MPI writes:
   ``Provenance`` auto-link names the engine's parameter version and the probability); with several, or in the
   review band, it stays provisional and an identity-vigilance review Task is opened in the same transaction; below
   it stays provisional;
+- an identity an agent has decided on (linked, unlinked, merged: any write of the MPI's own writer or of an
+  identity-vigilance agent) carries the flag ``urn:esante:identity-flag|agent-decided`` and is never matched
+  automatically again: an agent's unlink survives the establishment's next revision; the feed can neither set nor
+  remove the MPI's flags;
 - a validated identity keeps its link (only an agent's decision moves it); when a revision's traits no longer
   match the linked identity (a local id reused for somebody else: a *collision*), the link is kept and a review
   Task (reason ``collision``) is opened;
@@ -32,13 +36,21 @@ from esante.db.engine import Connection
 from esante.fhir.errors import FhirError, Issue, bad_request
 from esante.fhir.hooks import HookEvent, HookRegistry, Pointcut
 from esante.fhir.model import micros_to_instant
-from esante.mpi.model import LEVEL_SYSTEM, LOCAL_DOMAIN_PREFIX, NATIONAL_SYSTEMS, IdentityLevel, level_tag
+from esante.mpi.model import (
+    FLAG_SYSTEM,
+    LEVEL_SYSTEM,
+    LOCAL_DOMAIN_PREFIX,
+    NATIONAL_SYSTEMS,
+    IdentityLevel,
+    level_tag,
+)
 from esante.mpi.people import level_of
 from esante.mpi.provenance import Activity, decision_provenance, engine_agent
 from esante.mpi.review import COLLISION, UNCERTAIN_LINK, open_review
 from esante.security.policy import Caller
 
 VIGILANCE_ROLE = "identity-vigilance"
+AGENT_DECIDED = {"system": FLAG_SYSTEM, "code": "agent-decided"}
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,10 @@ class IdentityFeed:
                     "the surviving identity (link replaced-by) must be an identity of the same domain",
                     expression="Patient.link",
                 )
+        flags = _flags(previous) if previous is not None else []
+        if trusted and AGENT_DECIDED not in flags:
+            flags.append(AGENT_DECIDED)
+        decided = AGENT_DECIDED in flags
         level = IdentityLevel.PROVISIONAL
         pending: _Pending | None = None
         if kept_link:
@@ -179,7 +195,7 @@ class IdentityFeed:
             resource["link"].append({"other": {"reference": f"Patient/{kept_link[0]}"}, "type": "seealso"})
             if not trusted and previous is not None and resource.get("active") is not False:
                 pending = await self._collision(conn, resource, kept_link[0])
-        elif not replaced_by and not trusted:  # an agent's decision is not second-guessed by the matcher
+        elif not replaced_by and not trusted and not decided:  # an agent's decision is not second-guessed
             found = await self.matcher.candidates(conn, resource, self.review_limit)
             sure = [c for c in found if c.decision == "auto-link"]
             if len(sure) == 1:
@@ -195,7 +211,8 @@ class IdentityFeed:
         if not resource["link"]:
             del resource["link"]
         meta = dict(resource.get("meta") or {})
-        meta["tag"] = [t for t in meta.get("tag", []) if t.get("system") != LEVEL_SYSTEM] + [level_tag(level)]
+        kept = [t for t in meta.get("tag", []) if t.get("system") not in (LEVEL_SYSTEM, FLAG_SYSTEM)]
+        meta["tag"] = [*kept, level_tag(level), *flags]
         resource["meta"] = meta
 
     async def _collision(self, conn: Connection, resource: dict[str, Any], linked: str) -> _Pending | None:
@@ -225,6 +242,15 @@ class IdentityFeed:
                 probability=pending.auto_link.probability,
             )
             await event.session.create(provenance, client_id=False)
+
+
+def _flags(resource: dict[str, Any]) -> list[dict[str, str]]:
+    """The MPI's flags on a stored identity (``meta.tag`` of :data:`FLAG_SYSTEM`), as plain system/code tags."""
+    return [
+        {"system": FLAG_SYSTEM, "code": str(t.get("code"))}
+        for t in resource.get("meta", {}).get("tag", [])
+        if isinstance(t, dict) and t.get("system") == FLAG_SYSTEM
+    ]
 
 
 def _systems(resource: dict[str, Any]) -> set[str]:

@@ -11,7 +11,8 @@ or unmerge — is written in the same transaction as the Patient versions it pro
 - ``entity``: the identities the decision was about, with their role (``source`` = the certified identity linked
   to or the survivor of a merge; ``removal`` = the link that was undone; ``revision`` = a re-pointed identity);
 - ``reason``: the agent's text (``reason.text``), ``extension`` :data:`PROBABILITY_URL` for the engine's score;
-- ``basedOn``: the review Task the decision closes, if any.
+- ``extension`` :data:`REVIEW_TASK_URL` (valueReference): the review Task the decision closes, if any (R4's
+  Provenance has no ``basedOn``; R5's does, and a conversion maps the extension onto it).
 
 The yearly identity-vigilance report counts these by activity, so they must be written for every decision, and
 nothing else writes this activity system.
@@ -27,6 +28,7 @@ ACTIVITY_SYSTEM = "urn:esante:mpi-activity"
 ACCOUNT_SYSTEM = "urn:esante:account"
 ENGINE_SYSTEM = "urn:esante:mpi-engine"
 PROBABILITY_URL = "urn:esante:mpi-match-probability"
+REVIEW_TASK_URL = "urn:esante:mpi-review-task"
 PARTICIPANT_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
@@ -76,8 +78,11 @@ def decision_provenance(
         resource["entity"] = entity
     if reason:
         resource["reason"] = [{"text": reason}]
+    extension: list[dict[str, Any]] = []
     if probability is not None:
-        resource["extension"] = [{"url": PROBABILITY_URL, "valueDecimal": round(probability, 6)}]
+        extension.append({"url": PROBABILITY_URL, "valueDecimal": round(probability, 6)})
     if task:
-        resource["basedOn"] = [{"reference": task}]
+        extension.append({"url": REVIEW_TASK_URL, "valueReference": {"reference": task}})
+    if extension:
+        resource["extension"] = extension
     return resource
