@@ -361,7 +361,8 @@ def test_median_and_charts_are_pure() -> None:
     assert median_hours([]) is None and median_hours([hour, 3 * hour]) == 2.0
     bars = charts.bar_chart("Levels <by> domain", ["a&b", "c"], [3, 0])
     assert bars.startswith("<svg") and "a&amp;b" in bars and "&lt;by&gt;" in bars and bars.count("<rect") == 2
-    assert charts.nice_max(0) == 1 and charts.nice_max(7) == 10 and charts.nice_max(130) == 200
+    assert [charts.nice_max(v) for v in (0, 1, 3, 7, 130, 1_200_345)] == [1, 1, 3, 8, 150, 1_500_000]
+    assert charts.axis_steps(130) == (50, 3) and charts.axis_steps(0) == (1, 1)
     lines = charts.line_chart("m", ["Jan", "Feb"], {"x": [1, 2], "y": [0, 0]})
     assert lines.count("<polyline") == 2 and "<desc>x: Jan 1, Feb 2; y: Jan 0, Feb 0</desc>" in lines
 
