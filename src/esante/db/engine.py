@@ -54,6 +54,10 @@ class Connection(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk insert: PostgreSQL ``COPY … FROM STDIN`` (binary), SQLite an ``executemany`` of an INSERT."""
+        ...
+
 
 class IntegrityViolation(Exception):
     """A unique-constraint violation: a concurrent writer won the race."""
@@ -129,6 +133,14 @@ class _PgConnection:
             return
         try:
             await self._raw.executemany(to_dollar_params(sql), rows)
+        except Exception as exc:
+            raise _translate_pg(exc) from exc
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            await self._raw.copy_records_to_table(table, records=rows, columns=list(columns))
         except Exception as exc:
             raise _translate_pg(exc) from exc
 
@@ -237,6 +249,10 @@ class _SqliteConnection:
             self._raw.executemany(sql, [tuple(r) for r in rows])
         except sqlite3.IntegrityError as exc:
             raise IntegrityViolation(str(exc)) from exc
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 class SqliteDatabase(Database):

@@ -51,17 +51,26 @@ _SEX = {"F": "female", "M": "male", "X": "other", "U": "unknown"}
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 
 
+def parse_line(line: bytes) -> dict[str, Any] | str:
+    """One NDJSON line → its JSON object, or the reason it is unreadable."""
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        return f"not JSON ({error.msg})"
+    return item if isinstance(item, dict) else "not a JSON object"
+
+
 def read_ndjson(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    for number, line in read_ndjson_lines(path):
+        yield number, parse_line(line)
+
+
+def read_ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines, unparsed: the certified import parses them in its worker processes."""
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                yield number, f"not JSON ({error.msg})"
-                continue
-            yield number, item if isinstance(item, dict) else "not a JSON object"
+            if line.strip():
+                yield number, line
 
 
 def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -121,6 +130,7 @@ def patient_from_row(row: dict[str, str | None]) -> dict[str, Any]:
     return patient
 
 
-def read_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """By extension: ``.csv`` → CSV, anything else (``.ndjson``, ``.jsonl``) → NDJSON."""
-    return read_csv(path) if path.suffix.lower() == ".csv" else read_ndjson(path)
+def read_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | str | bytes]]:
+    """By extension: ``.csv`` → CSV rows as Patients, anything else (``.ndjson``, ``.jsonl``) → NDJSON lines (raw
+    bytes, parsed by the importer's preparation step: :func:`parse_line`)."""
+    return read_csv(path) if path.suffix.lower() == ".csv" else read_ndjson_lines(path)
