@@ -45,6 +45,10 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+def _current_stderr(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """JSON lines on ``stream`` (default stderr) at ``level``; safe to call again (tests, CLI, each worker)."""
     numeric = logging.getLevelName(level.upper())
@@ -58,6 +62,8 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric if isinstance(numeric, int) else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        # without an explicit stream, stderr is looked up at each write: a stream captured at configuration time
+        # (a CLI test runner's, a closed one) would fail every later log line
+        logger_factory=structlog.PrintLoggerFactory(stream) if stream is not None else _current_stderr,
         cache_logger_on_first_use=False,
     )
