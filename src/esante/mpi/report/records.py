@@ -6,7 +6,7 @@ date or identifier value leaves this module, so the report holds aggregates only
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ class Identity:
     active: bool  # False: merged into a survivor (or otherwise retired)
 
 
-def identity_of(patient: dict[str, Any], registered: Iterable[str]) -> Identity:
+def identity_of(patient: dict[str, Any], registered: Collection[str]) -> Identity:
     """The level and domain of one Patient version.
 
     Certified identities belong to the national register's domain (the matricule); a local identity to the
@@ -56,12 +56,11 @@ def identity_of(patient: dict[str, Any], registered: Iterable[str]) -> Identity:
         for i in patient.get("identifier") or []
         if isinstance(i, dict) and isinstance(i.get("system"), str)
     ]
-    known = set(registered)
     if level == IdentityLevel.CERTIFIED.value:
         domain = MATRICULE_SYSTEM
     else:
         domain = next(
-            (s for s in systems if s in known),
+            (s for s in systems if s in registered),
             next((s for s in systems if s.startswith(LOCAL_DOMAIN_PREFIX)), NO_DOMAIN),
         )
     return Identity(level, domain, patient.get("active") is not False)
