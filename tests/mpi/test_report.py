@@ -275,8 +275,8 @@ def assert_2025(f: Figures) -> None:
     assert f.refused_identity_writes == 2
     assert f.monthly["auto-links"] == [0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]
     assert f.monthly["merges"] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]
-    assert f.monthly["reviews opened"] == [0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0]
-    assert f.monthly["reviews closed"] == [1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert f.monthly["reviews-opened"] == [0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0]
+    assert f.monthly["reviews-closed"] == [1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
 
 
 def _csv(text: str) -> dict[tuple[str, str], str]:
@@ -442,6 +442,6 @@ async def test_decisions_taken_over_the_api_are_counted(
     assert f.reviews_opened[UNCERTAIN_LINK] == 1 and f.reviews_closed[UNCERTAIN_LINK] == 1
     assert f.reviews_closed_by_outcome["completed"] == 1 and f.reviews_open_at_end == 0
     assert f.median_review_hours is not None and 0 <= f.median_review_hours < 1
-    assert sum(f.monthly["merges"]) == 1 and sum(f.monthly["reviews closed"]) == 1
+    assert sum(f.monthly["merges"]) == 1 and sum(f.monthly["reviews-closed"]) == 1
     # the register's duplicate merged away; every local identity of it re-pointed to the survivor
     assert f.identities_by_level == {"certified": 1, "validated": 3, "provisional": 2} and f.merged_identities == 1

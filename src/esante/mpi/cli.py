@@ -207,6 +207,6 @@ def report(
 
     try:
         asyncio.run(run())
-    except NotADirectoryError as error:
+    except OSError as error:  # --out an existing file, or not writable
         typer.echo(f"error: --out: {error}", err=True)
         raise typer.Exit(2) from error

@@ -8,7 +8,7 @@ operator's browser offline, a mail attachment). Every label is XML-escaped; each
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
 PALETTE = ("#1f6fb2", "#e0782b", "#3a9a4a", "#c0392b", "#7d5ba6", "#8c6d31")
@@ -74,6 +74,8 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], width:
     body += _axis(left, top, plot_w, plot_h, highest)
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         h = plot_h * value / top_value
+        if value > 0:  # a small count beside a large one stays visible
+            h = max(h, 1.5)
         x = left + i * slot + slot * 0.15
         y = top + plot_h - h
         color = PALETTE[i % len(PALETTE)]
@@ -93,7 +95,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], width:
 
 
 def line_chart(
-    title: str, labels: Sequence[str], series: dict[str, Sequence[float]], width: int = 640, height: int = 300
+    title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], width: int = 640, height: int = 300
 ) -> str:
     """One line per series over the same labels (the months), with a legend under the plot."""
     highest = max((v for values in series.values() for v in values), default=0)

@@ -22,7 +22,9 @@ LEVELS = tuple(level.value for level in (IdentityLevel.CERTIFIED, IdentityLevel.
 ACTIVITIES = tuple(a.value for a in Activity)
 REASONS = (UNCERTAIN_LINK, COLLISION, SUSPECTED_DUPLICATE)
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-SERIES = ("auto-links", "reviews opened", "reviews closed", "merges")
+SERIES = ("auto-links", "reviews-opened", "reviews-closed", "merges")  # CSV metric monthly:<series>
+SERIES_LABELS = {"auto-links": "auto-links", "reviews-opened": "reviews opened", "reviews-closed": "reviews closed",
+                 "merges": "merges"}  # fmt: skip
 _HOUR = 3_600_000_000
 
 
@@ -169,10 +171,10 @@ def compute(observed: Observations, generated: datetime | None = None) -> Figure
         elif d.activity == Activity.MERGE:
             monthly["merges"][month_of(d.recorded)] += 1
     for r in opened:
-        monthly["reviews opened"][month_of(r.opened)] += 1
+        monthly["reviews-opened"][month_of(r.opened)] += 1
     for r in closed:
         assert r.closed is not None
-        monthly["reviews closed"][month_of(r.closed)] += 1
+        monthly["reviews-closed"][month_of(r.closed)] += 1
 
     return Figures(
         year=observed.year,

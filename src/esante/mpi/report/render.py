@@ -15,7 +15,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from esante.mpi.report import charts
-from esante.mpi.report.figures import MONTHS, Figures, Value, rows
+from esante.mpi.report.figures import MONTHS, SERIES_LABELS, Figures, Value, rows
 
 HTML_NAME = "report.html"
 CSV_NAME = "report.csv"
@@ -92,7 +92,7 @@ Still open at the end of the year: {{ fmt(f.reviews_open_at_end) }}.</p>
 <table>
 <tr><th></th>{% for m in months %}<th>{{ m }}</th>{% endfor %}</tr>
 {% for name, counts in f.monthly.items() %}
-<tr><td>{{ name }}</td>{% for n in counts %}<td class="n">{{ fmt(n) }}</td>{% endfor %}</tr>
+<tr><td>{{ labels.get(name, name) }}</td>{% for n in counts %}<td class="n">{{ fmt(n) }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
 </body>
@@ -122,13 +122,16 @@ def render_charts(figures: Figures) -> dict[str, Markup]:
     decisions = charts.bar_chart(
         f"Identity decisions in {figures.year}", list(figures.decisions), list(figures.decisions.values())
     )
-    monthly = charts.line_chart(f"Month by month, {figures.year}", MONTHS, dict(figures.monthly))
+    series = {SERIES_LABELS.get(name, name): counts for name, counts in figures.monthly.items()}
+    monthly = charts.line_chart(f"Month by month, {figures.year}", MONTHS, series)
     return {"levels": Markup(levels), "decisions": Markup(decisions), "monthly": Markup(monthly)}
 
 
 def render_html(figures: Figures) -> str:
     template = _ENV.from_string(_TEMPLATE)
-    return template.render(f=figures, charts=render_charts(figures), months=MONTHS, fmt=fmt, pct=pct)
+    return template.render(
+        f=figures, charts=render_charts(figures), months=MONTHS, labels=SERIES_LABELS, fmt=fmt, pct=pct
+    )
 
 
 def render_csv(figures: Figures) -> str:
