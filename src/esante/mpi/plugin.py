@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from esante.mpi.compare import compare_operations
 from esante.mpi.domains import DomainStore
 from esante.mpi.engine import MatchingEngine
 from esante.mpi.feed import IdentityFeed
@@ -25,5 +26,7 @@ def install_mpi(platform: Platform) -> MatchingEngine:
     for operation in vigilance_operations(domains):
         platform.operations.register(operation)
     platform.operations.register(match_operation(platform.service, engine))
+    for operation in compare_operations(platform.service, engine.parameters):
+        platform.operations.register(operation)
     IdentityFeed(EngineMatcher(engine)).install(platform.hooks)
     return engine
