@@ -132,3 +132,26 @@ async def test_the_iti_83_errors(platform: Platform, client: httpx.AsyncClient) 
         ),
         403,
     )
+
+
+async def test_a_link_to_a_merged_certified_identity_leads_to_its_survivor(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """A feed's link written while an agent merged its target (the race a merge cannot re-point) still resolves."""
+    await DomainStore(platform.database).register(HOSPITAL, "Centre Hospitalier", source_client_id="chl")
+    certified = {"meta": {"tag": [{"system": LEVEL_SYSTEM, "code": "certified"}]}}
+    people = [
+        _patient("keep", [(MATRICULE_SYSTEM, "1982080285657")], **certified),
+        _patient("gone", [(MATRICULE_SYSTEM, "1982080201410")], active=False, link=_link("keep", "replaced-by"),
+                 **certified),
+        _patient("late", [(HOSPITAL, "H-9")], link=_link("gone")),
+    ]  # fmt: skip
+    async with platform.database.transaction() as conn:
+        session = platform.store.session(conn)
+        for person in people:
+            await session.create(person, res_id=person["id"])
+        await session.flush()
+    body = (await client.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{HOSPITAL}|H-9"})).json()
+    identifiers, ids = _targets(body)
+    assert (MATRICULE_SYSTEM, "1982080285657") in identifiers and "Patient/keep" in ids
+    assert (MATRICULE_SYSTEM, "1982080201410") not in identifiers

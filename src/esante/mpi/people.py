@@ -49,15 +49,11 @@ async def _search(
     return [s for s in outcome.touched or [] if s.res_type == "Patient"]
 
 
-async def person_of(
-    service: FhirService, session: StoreSession, ctx: RequestContext, system: str, value: str
-) -> list[StoredResource]:
-    """Every Patient of the person identified by ``system|value`` (certified first), or [] when unknown."""
-    found = await _search(service, session, ctx, [("identifier", f"{system}|{value}")])
-    if not found:
-        return []
-    current = found[0]
-    for _ in range(_MAX_HOPS):  # a merged identity leads to its survivor
+async def _survivor(
+    service: FhirService, session: StoreSession, ctx: RequestContext, current: StoredResource
+) -> StoredResource:
+    """A merged identity leads to its survivor (``link`` replaced-by, followed a few hops at most)."""
+    for _ in range(_MAX_HOPS):
         survivor = _linked(_json(current), "replaced-by")
         if survivor is None:
             break
@@ -65,6 +61,17 @@ async def person_of(
         if not replaced:
             break
         current = replaced[0]
+    return current
+
+
+async def person_of(
+    service: FhirService, session: StoreSession, ctx: RequestContext, system: str, value: str
+) -> list[StoredResource]:
+    """Every Patient of the person identified by ``system|value`` (certified first), or [] when unknown."""
+    found = await _search(service, session, ctx, [("identifier", f"{system}|{value}")])
+    if not found:
+        return []
+    current = await _survivor(service, session, ctx, found[0])
     resource = _json(current)
     anchor = current if level_of(resource) is IdentityLevel.CERTIFIED else None
     if anchor is None:
@@ -74,6 +81,7 @@ async def person_of(
         anchored = await _search(service, session, ctx, [("_id", certified)])
         if not anchored:
             return [current]
-        anchor = anchored[0]
+        # a link to a certified identity merged since (a feed's write racing the merge) leads to its survivor
+        anchor = await _survivor(service, session, ctx, anchored[0])
     locals_ = await _search(service, session, ctx, [("link", f"Patient/{anchor.res_id}"), ("active:not", "false")])
     return [anchor, *(p for p in locals_ if p.res_id != anchor.res_id)]
