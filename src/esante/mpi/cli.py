@@ -156,7 +156,9 @@ def import_identities(
 
 @mpi_app.command("report")
 def report(
-    year: Annotated[str, typer.Option("--year", help="The calendar year (UTC) to report on, e.g. 2025.")],
+    year: Annotated[
+        str, typer.Option("--year", metavar="YEAR", help="The calendar year (UTC) to report on, e.g. 2025.")
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default ./mpi-report-<year>/).")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
