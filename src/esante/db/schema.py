@@ -324,3 +324,15 @@ mpi_esante_id = Table(
     Column("assigned_at", BigInteger, nullable=False),
     Index("ix_mpi_esante_id_res", "res_id"),
 )
+
+# The matching engine's parameter sets (m/u, prior, thresholds), versioned by content; one is active.
+mpi_match_parameters = Table(
+    "mpi_match_parameters",
+    metadata,
+    Column("version", String(32), primary_key=True),  # fs-<12 hex>
+    Column("created_at", BigInteger, nullable=False),
+    Column("activated_at", BigInteger, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("content", Text, nullable=False),
+)
