@@ -58,6 +58,7 @@ async def test_bulk_import_writes_the_rows_the_store_would(
     platform: Platform, tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(certified_import, "POOL_AFTER", 0)  # the worker processes from the first chunk
+    monkeypatch.setattr(certified_import, "ANALYZE_FIRST", 100)  # statistics refreshed during the run too
     source = tmp_path / "register.ndjson"
     people = _register(source, 450)
     importer = CertifiedImporter(platform.store, batch_size=300, workers=workers)  # 300 creates: COPY on PostgreSQL
