@@ -89,13 +89,18 @@ def test_cli_find_duplicates_train_and_parameters(db_url: str) -> None:
     assert bad.exit_code == 2 and "--min-probability" in bad.output
     listed = runner.invoke(cli, ["mpi", "parameters", "list", "--db", db_url])
     assert listed.exit_code == 0 and "yes (default)" in listed.output
-    trained = runner.invoke(cli, ["mpi", "train", "--sample", "600", "--db", db_url])
+    # no local identities: learning from the register alone must be asked for, and is not activated
+    refused = runner.invoke(cli, ["mpi", "train", "--sample", "600", "--db", db_url])
+    assert refused.exit_code == 2 and "--deduplication" in refused.output
+    trained = runner.invoke(cli, ["mpi", "train", "--sample", "600", "--deduplication", "--db", db_url])
     assert trained.exit_code == 0, trained.output
     version = trained.output.strip().splitlines()[-1]
-    assert version.startswith("fs-") and "deduplication" in trained.output
+    assert version.startswith("fs-") and "deduplication" in trained.output and "not active" in trained.output
     listed = runner.invoke(cli, ["mpi", "parameters", "list", "--db", db_url])
-    assert version in listed.output and "default" not in listed.output
+    assert version in listed.output and "yes (default)" in listed.output
     missing = runner.invoke(cli, ["mpi", "parameters", "activate", "fs-000000000000", "--db", db_url])
     assert missing.exit_code == 2 and "no parameter set" in missing.output
     assert runner.invoke(cli, ["mpi", "parameters", "activate", version, "--db", db_url]).exit_code == 0
+    listed = runner.invoke(cli, ["mpi", "parameters", "list", "--db", db_url])
+    assert "default" not in listed.output
     assert runner.invoke(cli, ["mpi", "train", "--sample", "5", "--db", db_url]).exit_code == 2

@@ -6,10 +6,17 @@ with capped blocks, every candidate pair scored once) keeps the pairs at or abov
 Task per new pair is written: ``focus`` the first identity (ids in order), ``input`` the other with its probability,
 grade and per-field agreement. A pair that already has a review Task of this reason — open, or closed by an agent
 (dismissed as distinct persons, or merged) — is not opened again, so the job can run every night.
+
+**Prior.** The parameter set's λ is the match rate of the *linkage* it was estimated on (local identities against
+the register: most local identities have their person there). Among the pairs of one register, duplicates are
+rare: if a share ``duplicate_rate`` of the identities has a duplicate (default 0.1 %), the prior that one given pair
+is a duplicate is 2·rate/(N-1) — about 2·10⁻⁹ for 1.2 M identities. Scoring register pairs with the linkage λ
+would make namesakes born the same day look like duplicates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +32,14 @@ from esante.mpi.registry_records import iter_certified
 from esante.mpi.review import REVIEW_CODE, SUSPECTED_DUPLICATE, TASK_SYSTEM, review_task
 
 WRITE_BATCH = 500
+DUPLICATE_RATE = 0.001
+
+
+def duplicate_prior(identities: int, duplicate_rate: float = DUPLICATE_RATE) -> float:
+    """The prior that one pair of a register of ``identities`` is a duplicate."""
+    if not 0.0 < duplicate_rate < 1.0:
+        raise ValueError("the duplicate rate must be between 0 and 1")
+    return min(0.5, 2.0 * duplicate_rate / max(identities - 1, 1))
 
 
 @dataclass
@@ -72,6 +87,7 @@ async def run_find_duplicates(
     on_loaded: Callable[[int], None] | None = None,
     on_compared: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    duplicate_rate: float = DUPLICATE_RATE,
 ) -> DuplicateRun:
     """Find the suspected duplicates and open their review Tasks (none when ``dry_run``)."""
     run = DuplicateRun()
@@ -85,7 +101,8 @@ async def run_find_duplicates(
                 on_loaded(len(page))
     run.identities, run.parameter_version = len(features), params.version
     loaded = time.perf_counter()
-    report = find_duplicates(features, params, min_probability=min_probability, progress=on_compared)
+    register_params = dataclasses.replace(params, lambda_=duplicate_prior(len(features), duplicate_rate))
+    report = find_duplicates(features, register_params, min_probability=min_probability, progress=on_compared)
     del features
     run.compared, run.suspected = report.compared, len(report.pairs)
     compared = time.perf_counter()

@@ -74,6 +74,9 @@ def find_duplicates_command(
         float | None, typer.Option("--min-probability", help="Keep pairs from this probability (default: review).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the suspected pairs, open no Task.")] = False,
+    duplicate_rate: Annotated[
+        float, typer.Option("--duplicate-rate", help="Expected share of identities with a duplicate (the prior).")
+    ] = 0.001,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -83,6 +86,9 @@ def find_duplicates_command(
 
     if min_probability is not None and not 0.0 < min_probability < 1.0:
         typer.echo("error: --min-probability must be between 0 and 1", err=True)
+        raise typer.Exit(2)
+    if not 0.0 < duplicate_rate < 1.0:
+        typer.echo("error: --duplicate-rate must be between 0 and 1", err=True)
         raise typer.Exit(2)
     settings = _settings(config, db)
 
@@ -109,6 +115,7 @@ def find_duplicates_command(
                     on_loaded=on_loaded,
                     on_compared=on_compared,
                     dry_run=dry_run,
+                    duplicate_rate=duplicate_rate,
                 )
             if platform.auditor is not None:
                 details = {k: v for k, v in vars(result).items() if k != "seconds"}
@@ -131,6 +138,12 @@ def train_command(
     sample: Annotated[int, typer.Option("--sample", help="Identities per side in the EM sample.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Sampling and EM seed (same data + seed = same set).")] = 0,
     activate: Annotated[bool, typer.Option("--activate/--no-activate", help="Use the new set from now on.")] = True,
+    deduplication: Annotated[
+        bool,
+        typer.Option(
+            "--deduplication", help="Without enough local identities: estimate on the register (not activated)."
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the set as JSON to this file.")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -146,26 +159,31 @@ def train_command(
     settings = _settings(config, db)
 
     async def run() -> None:
+        activated = False
         platform = build_platform(settings)
         await platform.database.connect()
         try:
             with console.status("estimating m/u probabilities (EM)"):
                 try:
-                    result = await train_from_registry(platform.store, sample=sample, seed=seed)
+                    result = await train_from_registry(
+                        platform.store, sample=sample, seed=seed, allow_deduplication=deduplication
+                    )
                 except ValueError as error:
                     typer.echo(f"error: {error}", err=True)
                     raise typer.Exit(2) from error
             source = f"esante mpi train ({result.mode}, {result.certified} certified, {result.local} local)"
-            version = await ParameterStore(platform.database).save(result.params, source, activate=activate)
+            activated = activate and result.mode == "linkage"  # a register-only set is for inspection
+            version = await ParameterStore(platform.database).save(result.params, source, activate=activated)
             if platform.auditor is not None:
-                details = {"version": version, "mode": result.mode, "activated": activate}
+                details = {"version": version, "mode": result.mode, "activated": activated}
                 await platform.auditor.record_events([_job_event("train", details, settings)])
                 await platform.auditor.close()
         finally:
             await platform.database.close()
         if out is not None:
             out.write_text(result.params.to_json() + "\n", encoding="utf-8")
-        console.print(f"{version} ({result.mode}; λ = {result.params.lambda_:.3g})" + (" — active" if activate else ""))
+        state = " — active" if activated else " — stored, not active (esante mpi parameters activate)"
+        console.print(f"{version} ({result.mode}; λ = {result.params.lambda_:.3g}){state}")
         typer.echo(version)
 
     asyncio.run(run())

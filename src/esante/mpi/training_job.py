@@ -2,9 +2,11 @@
 
 The MPI's online task is linking establishments' local identities to certified ones, so when enough local
 identities exist (``MIN_LOCAL``) the parameters are estimated on that linkage (a seeded sample of certified
-identities x the local identities); a young platform without feeds estimates them on the register itself
-(deduplication). The CLI stores the result under its content version and, unless ``--no-activate``, activates it: every
-process scores with it from its next look-ups. Thresholds are kept from the set in use unless given.
+identities x the local identities). A young platform without feeds may estimate them on the register itself
+(deduplication, asked for explicitly): EM learns m from the true pairs among the candidates, and a clean register
+has almost none, so such a set is stored for inspection and never activated automatically. The CLI stores a
+linkage set under its content version and, unless ``--no-activate``, activates it: every process scores with it
+from its next look-ups. Thresholds are kept from the set in use unless given.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ def _sample(records: list[Features], size: int, rng: random.Random) -> list[Feat
 
 
 async def train_from_registry(
-    store: ResourceStore, *, sample: int = 20_000, seed: int = 0, thresholds: Thresholds | None = None
+    store: ResourceStore,
+    *,
+    sample: int = 20_000,
+    seed: int = 0,
+    thresholds: Thresholds | None = None,
+    allow_deduplication: bool = False,
 ) -> TrainingRun:
     rng = random.Random(seed)
     certified: list[Features] = []
@@ -54,10 +61,15 @@ async def train_from_registry(
             _sample(certified, sample, rng), chosen_local, seed=seed, thresholds=thresholds or current.thresholds
         )
         mode = "linkage"
-    else:
+    elif allow_deduplication:
         params = estimate_parameters(
             _sample(certified, sample, rng), seed=seed, thresholds=thresholds or current.thresholds
         )
         mode = "deduplication"
+    else:
+        raise ValueError(
+            f"only {len(local)} local identities (at least {MIN_LOCAL} are needed to learn from the linkage the MPI "
+            "performs); --deduplication estimates on the register itself, for inspection only"
+        )
     params.training["registry"] = {"mode": mode, "certified": len(certified), "local": len(local), "sample": sample}
     return TrainingRun(params, mode, len(certified), len(local))
