@@ -1,17 +1,20 @@
-"""``esante mpi …``: the MPI's operator commands (identifier domains, certified import)."""
+"""``esante mpi …``: the MPI's operator commands (identifier domains, certified import, yearly report); the
+matching engine's commands are in ``mpi/matching_cli.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from esante.config import Settings, load_settings
+from esante.db.engine import Database
 
 mpi_app = typer.Typer(
     help="The master patient index: identifier domains and certified identities.", no_args_is_help=True
@@ -19,6 +22,7 @@ mpi_app = typer.Typer(
 domains_app = typer.Typer(help="Identifier domains (one per establishment).", no_args_is_help=True)
 mpi_app.add_typer(domains_app, name="domains")
 console = Console(stderr=True)
+T = TypeVar("T")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
@@ -30,6 +34,30 @@ def _settings(config: Path | None, db: str | None) -> Settings:
     settings = load_settings(config, database_url=db)
     upgrade(settings.effective_database_url)
     return settings
+
+
+async def with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``action`` on the settings' database, connected for it and closed afterwards."""
+    from esante.db.engine import create_database
+
+    database = create_database(settings.effective_database_url, pool_size=1)
+    await database.connect()
+    try:
+        return await action(database)
+    finally:
+        await database.close()
+
+
+def progress_bar(description: str = "{task.description}") -> Progress:
+    """The operator jobs' progress display (stderr, cleared when done)."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 @domains_app.command("add")
@@ -44,21 +72,15 @@ def domains_add(
     config: ConfigOption = None,
 ) -> None:
     """Register an identifier domain and its one identity source."""
-    from esante.db.engine import create_database
     from esante.mpi.domains import DomainError, DomainStore
 
     settings = _settings(config, db)
 
-    async def run() -> None:
-        database = create_database(settings.effective_database_url, pool_size=1)
-        await database.connect()
-        try:
-            await DomainStore(database).register(system, name, organization=organization, source_client_id=client)
-        finally:
-            await database.close()
+    async def run(database: Database) -> None:
+        await DomainStore(database).register(system, name, organization=organization, source_client_id=client)
 
     try:
-        asyncio.run(run())
+        asyncio.run(with_database(settings, run))
     except DomainError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
@@ -68,22 +90,16 @@ def domains_add(
 @domains_app.command("list")
 def domains_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """The identifier domains (national ones first): system, name, organization, identity source."""
-    from esante.db.engine import create_database
     from esante.mpi.domains import DomainStore
 
     settings = _settings(config, db)
 
-    async def run() -> None:
-        database = create_database(settings.effective_database_url, pool_size=1)
-        await database.connect()
-        try:
-            for domain in await DomainStore(database).list():
-                source = "national" if domain.national else (domain.source_client_id or "-")
-                typer.echo(f"{domain.system}\t{domain.name}\t{domain.organization or '-'}\t{source}")
-        finally:
-            await database.close()
+    async def run(database: Database) -> None:
+        for domain in await DomainStore(database).list():
+            source = "national" if domain.national else (domain.source_client_id or "-")
+            typer.echo(f"{domain.system}\t{domain.name}\t{domain.organization or '-'}\t{source}")
 
-    asyncio.run(run())
+    asyncio.run(with_database(settings, run))
 
 
 @mpi_app.command("import")
@@ -120,14 +136,7 @@ def import_identities(
         await platform.database.connect()
         try:
             importer = CertifiedImporter(platform.store, batch_size=max(1, batch))
-            with Progress(
-                TextColumn("importing certified identities"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
+            with progress_bar("importing certified identities") as progress:
                 task = progress.add_task("import", total=None)
                 result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))
             if platform.auditor is not None:
@@ -179,14 +188,7 @@ def report(
         platform = build_platform(settings)
         await platform.database.connect()
         try:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
+            with progress_bar() as progress:
                 bars: dict[str, Any] = {}
 
                 def advance(stage: str, done: int, total: int | None) -> None:

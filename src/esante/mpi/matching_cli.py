@@ -8,64 +8,30 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from esante.mpi.cli import ConfigOption, DbOption, _settings, console, mpi_app
+from esante.mpi.cli import ConfigOption, DbOption, _settings, console, mpi_app, progress_bar, with_database
+from esante.mpi.operator_events import operator_event
 
 parameters_app = typer.Typer(help="The matching engine's versioned parameter sets.", no_args_is_help=True)
 mpi_app.add_typer(parameters_app, name="parameters")
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def _job_event(job: str, details: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """One AuditEvent (DICOM 110100 Application Activity) for an operator's batch job over the register: who ran
-    which job, with which outcome (the Tasks and parameter sets it wrote keep their own history)."""
-    from esante.fhir.model import micros_to_instant
-
-    return {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
-            "code": "110100",
-            "display": "Application Activity",
-        },
-        "subtype": [{"system": "urn:esante:mpi-operation", "code": job}],
-        "action": "E",
-        "recorded": micros_to_instant(int(time.time() * 1_000_000)),
-        "outcome": "0",
-        "agent": [
-            {
-                "type": {
-                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT"}]
-                },
-                "who": {"identifier": {"system": "urn:esante:operator", "value": getpass.getuser()}},
-                "requestor": True,
-            }
-        ],
-        "source": {"site": settings.effective_audience, "observer": {"display": f"esante mpi {job}"}},
-        "entity": [
-            {
-                "what": {"display": job},
-                "detail": [{"type": name, "valueString": str(value)} for name, value in details.items()],
-            }
-        ],
-    }
+    """One AuditEvent (DICOM 110100 Application Activity) per batch job run over the register."""
+    return operator_event(
+        event=("110100", "Application Activity"),
+        job=job,
+        action="E",
+        operator=getpass.getuser(),
+        server=settings.effective_audience,
+        what=job,
+        details=details,
+    )
 
 
 @mpi_app.command("find-duplicates")
@@ -96,7 +62,7 @@ def find_duplicates_command(
         platform = build_platform(settings)
         await platform.database.connect()
         try:
-            with _progress() as progress:
+            with progress_bar() as progress:
                 loading = progress.add_task("reading certified identities", total=None)
                 comparing = progress.add_task("comparing candidate pairs", total=None, visible=False)
                 loaded = 0
@@ -192,20 +158,11 @@ def train_command(
 @parameters_app.command("list")
 def parameters_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """The stored parameter sets, newest first; the active one marked."""
-    from esante.db.engine import create_database
     from esante.mpi.match_parameters import DEFAULT_SOURCE, ParameterStore, default_parameters
 
     settings = _settings(config, db)
 
-    async def run() -> list[dict[str, Any]]:
-        database = create_database(settings.effective_database_url, pool_size=1)
-        await database.connect()
-        try:
-            return await ParameterStore(database).list()
-        finally:
-            await database.close()
-
-    rows = asyncio.run(run())
+    rows = asyncio.run(with_database(settings, lambda database: ParameterStore(database).list()))
     table = Table("version", "created", "active", "source")
     for row in rows:
         table.add_row(row["version"], str(row["created_at"]), "yes" if row["active"] else "", row["source"])
@@ -221,22 +178,13 @@ def parameters_activate(
     config: ConfigOption = None,
 ) -> None:
     """Score with this stored set from now on (every process, within seconds)."""
-    from esante.db.engine import create_database
     from esante.mpi.match_parameters import ParameterStore
     from esante.mpi.matching import ParameterError
 
     settings = _settings(config, db)
 
-    async def run() -> None:
-        database = create_database(settings.effective_database_url, pool_size=1)
-        await database.connect()
-        try:
-            await ParameterStore(database).activate(version)
-        finally:
-            await database.close()
-
     try:
-        asyncio.run(run())
+        asyncio.run(with_database(settings, lambda database: ParameterStore(database).activate(version)))
     except ParameterError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esante.fhir.model import micros_to_instant
+from esante.mpi.operator_events import operator_event
 from esante.mpi.report.collect import Progress, collect
 from esante.mpi.report.figures import Figures, check_year, compute
 from esante.mpi.report.render import write_report
@@ -61,31 +60,14 @@ def report_event(year: int, out_dir: Path, operator: str, server: str) -> dict[s
 
     The report holds aggregates only (no patient), so the event names no patient: the year and the output folder.
     """
-    return {
-        "resourceType": "AuditEvent",
-        "type": EXPORT_TYPE,
-        "subtype": [REPORT_SUBTYPE],
-        "action": "R",
-        "recorded": micros_to_instant(int(time.time() * 1_000_000)),
-        "outcome": "0",
-        "agent": [
-            {
-                "type": {
-                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT"}]
-                },
-                "who": {"identifier": {"system": "urn:esante:operator", "value": operator}},
-                "requestor": True,
-            }
-        ],
-        "source": {"site": server, "observer": {"display": "esante mpi report"}},
-        "entity": [
-            {
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "what": {"display": f"identity-vigilance report {year}"},
-                "detail": [
-                    {"type": "year", "valueString": str(year)},
-                    {"type": "output", "valueString": str(out_dir)},
-                ],
-            }
-        ],
-    }
+    return operator_event(
+        event=(EXPORT_TYPE["code"], EXPORT_TYPE["display"]),
+        job=REPORT_SUBTYPE["code"],
+        action="R",
+        operator=operator,
+        server=server,
+        what=f"identity-vigilance report {year}",
+        details={"year": year, "output": out_dir},
+        entity_type="2",
+        observer="esante mpi report",
+    )
