@@ -28,7 +28,7 @@ from bench.machine import describe
 from esante.app import build_platform
 from esante.config import Settings
 from esante.mpi.certified_import import CertifiedImporter
-from esante.mpi.sources import read_ndjson
+from esante.mpi.sources import read_file
 from esante.synth.config import PopulationConfig
 from esante.synth.fhir import certified_patient
 from esante.synth.population import iter_persons
@@ -50,11 +50,11 @@ def write_register(path: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-async def run_import(url: str, path: Path, count: int, batch: int) -> dict[str, Any]:
+async def run_import(url: str, path: Path, count: int, batch: int, workers: int | None) -> dict[str, Any]:
     platform = build_platform(Settings(database_url=url, warm_up=False, audit_enabled=False))
     await platform.database.connect()
     try:
-        importer = CertifiedImporter(platform.store, batch_size=batch)
+        importer = CertifiedImporter(platform.store, batch_size=batch, workers=workers)
         runs = {}
         for name in ("first", "again"):
             with Progress(console=console, transient=True) as progress:
@@ -63,7 +63,7 @@ async def run_import(url: str, path: Path, count: int, batch: int) -> dict[str, 
                 def advance(done: int, task: Any = task, progress: Progress = progress) -> None:
                     progress.update(task, completed=done)
 
-                result = await importer.run(read_ndjson(path), advance)
+                result = await importer.run(read_file(path), advance)
             runs[name] = {
                 "read": result.read,
                 "created": result.created,
@@ -84,13 +84,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--db", default=DEFAULT_URL)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=None, help="preparation processes (default: the importer's)")
     args = parser.parse_args()
     reset(args.db)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "register.ndjson"
         generated = write_register(path, args.count)
-        runs = asyncio.run(run_import(args.db, path, args.count, args.batch))
+        runs = asyncio.run(run_import(args.db, path, args.count, args.batch, args.workers))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     output = {
         "benchmark": "mpi_import",
         "count": args.count,
@@ -98,6 +100,8 @@ def main() -> None:
         "generation_seconds": round(generated, 1),
         "runs": runs,
         "peak_rss_mb": round(peak_mb, 1),
+        "peak_rss_worker_mb": round(worker_mb, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "machine": describe(args.db),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

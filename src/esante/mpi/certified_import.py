@@ -55,7 +55,7 @@ Source = Iterable[tuple[int, dict[str, Any] | bytes | str]]
 
 CHUNK = 250  # identities per worker task: small enough to start writing early and keep the workers even
 POOL_AFTER = 2_000  # lines prepared in-process before the worker processes start (small files never start them)
-ANALYZE_FIRST = 5_000  # identities created by a run before the first ANALYZE (then at each doubling): _analyze
+ANALYZE_FIRST = 20_000  # identities created by a run before the first ANALYZE (then at each doubling): _analyze
 
 
 @dataclass(frozen=True)
@@ -326,6 +326,7 @@ class _Pipeline:
         self.batch: list[Prepared] = []
         self.done = 0
         self.analyze_at = ANALYZE_FIRST
+        self.analyzed = 0  # identities created by the run when it last analysed
 
     async def run(self, source: Source) -> None:
         importer = self.importer
@@ -347,8 +348,8 @@ class _Pipeline:
             await self._consume()
         if self.batch:
             await importer._write(self.batch, self.result)
-        if self.result.created >= ANALYZE_FIRST:  # leave the statistics right for the searches that follow
-            await _analyze(importer.store)
+        if self.result.created >= ANALYZE_FIRST and self.result.created > self.analyzed:
+            await _analyze(importer.store)  # leave the statistics right for the searches that follow
 
     async def _consume(self) -> None:
         count, pending = self.in_flight.popleft()
@@ -364,7 +365,8 @@ class _Pipeline:
             self.batch = []
             if self.result.created >= self.analyze_at:
                 await _analyze(self.importer.store)
-                self.analyze_at *= 2
+                self.analyzed = self.result.created
+                self.analyze_at = 2 * self.result.created
             if self.progress is not None:
                 self.progress(self.done)
 
@@ -379,8 +381,8 @@ async def _analyze(store: ResourceStore) -> None:
     A register loaded into empty tables is otherwise planned as if it were still empty (until autovacuum analyzes
     it — and it may be off): the matricule lookup then filtered every identifier of the register for each batch
     (1.2 s a batch at 340,000 identities, the import slowing to 800/s) and the ledger check scanned the ledger;
-    with statistics they take 10 and 1 ms. Run when the identities created by the run double (5,000, 10,000, …:
-    about twenty for a national register) and at the end; a few hundred milliseconds each.
+    with statistics they take 10 and 1 ms. Run when the identities created by the run double (20,000, 40,000, …:
+    seven for a national register) and at the end; 0.2 to 1 s each.
     """
     if store.database.dialect.is_postgres:
         async with store.database.transaction() as conn:
