@@ -104,3 +104,19 @@ def test_cli_find_duplicates_train_and_parameters(db_url: str) -> None:
     listed = runner.invoke(cli, ["mpi", "parameters", "list", "--db", db_url])
     assert "default" not in listed.output
     assert runner.invoke(cli, ["mpi", "train", "--sample", "5", "--db", db_url]).exit_code == 2
+
+
+def test_sharing_the_comparisons_among_processes_changes_nothing() -> None:
+    """Forked workers take every n-th block: together exactly the pairs of one process, in the same order."""
+    from esante.mpi.matching import find_duplicates
+    from tests.mpi.matching_support import synthetic_linkage, trained_parameters
+
+    certified, local, _truth = synthetic_linkage()
+    records = [*certified[:1500], *local]  # the feeds' records are duplicates of certified persons
+    alone = find_duplicates(records, trained_parameters())
+    shared = find_duplicates(records, trained_parameters(), workers=2)
+    assert alone.pairs, "the set holds duplicates"
+    assert [(p.left_id, p.right_id, p.score) for p in shared.pairs] == [
+        (p.left_id, p.right_id, p.score) for p in alone.pairs
+    ]
+    assert shared.compared == alone.compared and shared.blocking.pairs == alone.blocking.pairs

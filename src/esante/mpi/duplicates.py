@@ -88,6 +88,7 @@ async def run_find_duplicates(
     on_compared: Callable[[int], None] | None = None,
     dry_run: bool = False,
     duplicate_rate: float = DUPLICATE_RATE,
+    workers: int = 1,
 ) -> DuplicateRun:
     """Find the suspected duplicates and open their review Tasks (none when ``dry_run``)."""
     run = DuplicateRun()
@@ -102,7 +103,9 @@ async def run_find_duplicates(
     run.identities, run.parameter_version = len(features), params.version
     loaded = time.perf_counter()
     register_params = dataclasses.replace(params, lambda_=duplicate_prior(len(features), duplicate_rate))
-    report = find_duplicates(features, register_params, min_probability=min_probability, progress=on_compared)
+    report = find_duplicates(
+        features, register_params, min_probability=min_probability, progress=on_compared, workers=workers
+    )
     del features
     run.compared, run.suspected = report.compared, len(report.pairs)
     compared = time.perf_counter()

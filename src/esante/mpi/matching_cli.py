@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,6 +44,9 @@ def find_duplicates_command(
     duplicate_rate: Annotated[
         float, typer.Option("--duplicate-rate", help="Expected share of identities with a duplicate (the prior).")
     ] = 0.001,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes sharing the comparisons (default: the cores).")
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -82,6 +86,7 @@ def find_duplicates_command(
                     on_compared=on_compared,
                     dry_run=dry_run,
                     duplicate_rate=duplicate_rate,
+                    workers=workers or os.cpu_count() or 1,
                 )
             if platform.auditor is not None:
                 details = {k: v for k, v in vars(result).items() if k != "seconds"}

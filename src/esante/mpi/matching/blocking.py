@@ -176,14 +176,21 @@ def candidate_pairs(
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
     cap: int = DEFAULT_CAP,
     stats: BlockingStats | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Iterator[tuple[int, int, int]]:
     """Yield ``(i, j, rule_index)`` once per candidate pair: within ``left`` (deduplication, ``i < j``) or between
     ``left[i]`` and ``right[j]`` (linkage). A linkage block is skipped when either side exceeds ``cap``.
+
+    ``shard``/``shards``: only the pairs of every ``shards``-th kept block, starting at ``shard`` — the shards of one
+    set are disjoint and together give every pair once, so processes can share the work (keys are computed by each).
 
     Time O(rules · n) to key and group plus O(pairs); memory O(rules · n) for the kept keys (machine integers).
     """
     if cap < 2:
         raise ValueError("the block cap must be at least 2")
+    if not 0 <= shard < shards:
+        raise ValueError("shard must be in 0..shards-1")
     stats = stats if stats is not None else BlockingStats()
     sides = [left] if right is None else [left, right]
     # kept[side][rule][slot] holds the hash of a record's key in a kept block (0 = no such key): to skip pairs an
@@ -221,7 +228,9 @@ def candidate_pairs(
         earlier = [k[:rule_index] for k in kept]
         now_left, now_right = arrays[0], arrays[-1]
         emitted = 0
-        for tag, first, second in kept_blocks:
+        for number, (tag, first, second) in enumerate(kept_blocks):
+            if number % shards != shard:
+                continue
             pairs = (
                 ((i, j) for x, i in enumerate(first) for j in first[x + 1 :])
                 if right is None
