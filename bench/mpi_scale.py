@@ -11,11 +11,16 @@ Phases (one function each, so more can be added — the HTTP ``$match`` latency 
    rates and peak RSS (the writer and its preparation workers);
 3. :func:`load_certified` — every current certified identity read back from the database, as matching features
    (``record_from_fhir`` + ``prepare``): time and RSS growth;
-4. :func:`estimate` — EM (``estimate_parameters``) on a random sample of the register;
-5. :func:`build_index` — the in-memory :class:`CandidateIndex` of all of them: time and RSS growth;
+4. :func:`estimate` — EM (``estimate_parameters``) on a random sample of the register: its cost at this scale
+   (the set is not used: EM on a register without duplicates has no matches to learn from; the look-ups and
+   duplicates use the platform's packaged parameter set, as a fresh platform does);
+5. :func:`build_index` — the in-memory :class:`CandidateIndex` of all of them (prior 1/N): time and RSS growth;
 6. :func:`lookups` — feed records looked up in the pure index (prepare + lookup, as ``$match`` does after
    parsing): p50/p99/max latency, and how often the best candidate is the true person;
-7. :func:`duplicates` — ``find_duplicates`` over the whole register (target: at most 15 minutes).
+7. :func:`duplicates` — ``find_duplicates`` over the whole register as ``esante mpi find-duplicates`` runs it
+   (duplicate prior, one process per core; target: at most 15 minutes).
+
+``--skip-import`` measures phases 3-7 against a register already imported (same count and seed).
 
 The database is left populated for the next benchmarks. Results: bench/results/mpi_scale.json and a table. The
 load average is recorded before each phase: on the shared 2-core machine other sessions' tests run beside it.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -49,7 +55,10 @@ from bench.machine import describe
 from esante.app import build_platform
 from esante.config import Settings
 from esante.mpi.certified_import import CertifiedImporter
+from esante.mpi.duplicates import duplicate_prior
+from esante.mpi.match_parameters import default_parameters
 from esante.mpi.matching import (
+    AUTO_LINK,
     CandidateIndex,
     Features,
     ParameterSet,
@@ -291,7 +300,7 @@ def lookups(index: CandidateIndex, files: Files, count: int, matricules: dict[st
                 registered += 1
                 if found and matricules.get(found[0].record_id) == expected:
                     best_is_person += 1
-            if found and found[0].decision == "auto-link":
+            if found and found[0].decision == AUTO_LINK:
                 auto_linked += 1
                 auto_link_wrong += matricules.get(found[0].record_id) != expected
             if number % 500 == 0:
@@ -319,18 +328,25 @@ def lookups(index: CandidateIndex, files: Files, count: int, matricules: dict[st
     }
 
 
-def duplicates(features: list[Features], params: ParameterSet) -> dict[str, Any]:
-    """``find_duplicates`` over the whole register (no true duplicates in it: what it finds is twins and
-    look-alikes, the review queue's load)."""
+def duplicates(features: list[Features], params: ParameterSet, workers: int) -> dict[str, Any]:
+    """``find_duplicates`` over the whole register as ``esante mpi find-duplicates`` runs it (the duplicate prior,
+    ``workers`` processes): there are no true duplicates in it, what it finds is twins and look-alikes, the review
+    queue's load."""
     before = rss_mb()
+    prior = duplicate_prior(len(features))
+    params = dataclasses.replace(params, lambda_=prior)
     with Progress(
         TextColumn("find-duplicates: {task.completed:,} pairs compared"), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("dedupe", total=None)
-        report = find_duplicates(features, params, progress=lambda done: progress.update(task, completed=done))
+        report = find_duplicates(
+            features, params, progress=lambda done: progress.update(task, completed=done), workers=workers
+        )
     auto = sum(1 for pair in report.pairs if pair.score.probability >= params.thresholds.auto_link)
     return {
         "records": len(features),
+        "workers": workers,
+        "duplicate_prior": prior,
         "pairs_compared": report.compared,
         "pairs_found": len(report.pairs),
         "pairs_at_auto_link": auto,
@@ -352,15 +368,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with phase("generate", phases) as figures:
         files, generated = generate(folder, args.count, args.lookups)
         figures.update(generated)
-    ensure_database(args.db)
-    with phase("import", phases) as figures:
-        figures.update(asyncio.run(import_register(args.db, files.register, args.count, args.batch, args.workers)))
+    if args.skip_import:  # the register of the same count and seed is already in the database
+        output["import"] = "skipped: the register was imported by an earlier run (docs/performance.md)"
+    else:
+        ensure_database(args.db)
+        with phase("import", phases) as figures:
+            figures.update(asyncio.run(import_register(args.db, files.register, args.count, args.batch, args.workers)))
     with phase("load", phases) as figures:
         features, matricules, loaded = asyncio.run(load_certified(args.db))
         figures.update(loaded)
-    with phase("estimate", phases) as figures:
-        params, estimated = estimate(features, args.sample)
+    with phase("estimate", phases) as figures:  # the cost of EM at this scale; not the set the platform uses
+        _sampled, estimated = estimate(features, args.sample)
         figures.update(estimated)
+    params = default_parameters()  # what the platform scores with until a linkage set is trained
+    output["parameters"] = params.version
     with phase("index", phases) as figures:
         index, indexed = build_index(features, params)
         figures.update(indexed)
@@ -369,7 +390,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     del index
     if not args.skip_duplicates:
         with phase("find_duplicates", phases) as figures:
-            figures.update(duplicates(features, params))
+            figures.update(duplicates(features, params, args.dedupe_workers or os.cpu_count() or 1))
     output["peak_rss_mb"] = peak_rss_mb()
     output["machine"] = describe(args.db)
     output["machine"]["note"] = args.note
@@ -435,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lookups", type=int, default=10_000, help="feed records looked up")
     parser.add_argument("--sample", type=int, default=100_000, help="EM sample size")
     parser.add_argument("--skip-duplicates", action="store_true")
+    parser.add_argument("--skip-import", action="store_true", help="the register is already in --db")
+    parser.add_argument("--dedupe-workers", type=int, default=None, help="find_duplicates processes (default: cores)")
     parser.add_argument("--folder", help="keep the generated files here (default: a temporary folder, removed)")
     parser.add_argument("--note", default="", help="conditions to record (e.g. other sessions running)")
     parser.add_argument("--out", default=str(RESULTS))

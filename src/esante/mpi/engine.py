@@ -13,6 +13,9 @@ no longer certified, a merged or deleted identity) is removed. Other processes' 
 range belong to transactions still open (they commit later with a smaller key) or rolled back: they are kept as
 *gaps* and probed on the next look-ups until they appear or ``SETTLE_MICROS`` has passed.
 
+**Memory.** The load runs with the cyclic garbage collector paused and then freezes what it built (``gc.freeze``):
+a million long-lived objects otherwise make every full collection a pause of tens of milliseconds in a look-up.
+
 **Prior.** A look-up asks "which of N certified identities is this person": the prior odds that one given
 candidate is the person are 1/N (at least 1/``MIN_PRIOR_POPULATION``, so a tiny test registry does not make weak
 agreement look probable). The parameter set's own λ is the duplicate rate of its training data, not this.
@@ -24,6 +27,7 @@ new version re-scores from the next look-up (the blocking keys do not depend on 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -102,10 +106,18 @@ class MatchingEngine:
         watermark = int(
             await conn.fetchval("SELECT COALESCE(MAX(pk), 0) FROM resource WHERE last_updated < ?", (settled,)) or 0
         )
-        async for page in iter_certified(conn):
-            for features in page:
-                if features.id not in index:
-                    index.add(features)
+        collecting = gc.isenabled()
+        gc.disable()  # millions of new long-lived objects, no cycles: the collector would only rescan them
+        try:
+            async for page in iter_certified(conn):
+                for features in page:
+                    if features.id not in index:
+                        index.add(features)
+        finally:
+            if collecting:
+                gc.enable()
+        gc.collect()
+        gc.freeze()  # the index lives as long as the process: out of the collector's sight (no full-scan pauses)
         self._params, self._params_read_at = params, time.monotonic()
         self._seen = watermark  # rows written since (or while loading) are applied by the first catch-up
         self._index = index
