@@ -408,9 +408,12 @@ def print_table(output: dict[str, Any]) -> None:
     table.add_column("figure", justify="right")
     table.add_column("time (s)", justify="right")
     table.add_column("memory", justify="right")
-    imp = p["import"]
+    imp = p.get("import")
     rows: list[tuple[str, str, str, str]] = [
         ("generate", f"{p['generate']['identities_per_s']:,}/s", str(p["generate"]["seconds"]), ""),
+    ]
+    if imp is not None:
+        rows += [
         (
             "import (first)",
             f"{imp['first']['identities_per_s']:,} identities/s",
@@ -418,6 +421,8 @@ def print_table(output: dict[str, Any]) -> None:
             f"peak RSS {imp['peak_rss_mb']['process']:,.0f} MB + worker {imp['peak_rss_mb']['largest_worker']:,.0f} MB",
         ),
         ("import (again)", f"{imp['again']['identities_per_s']:,} identities/s", str(imp["again"]["seconds"]), ""),
+        ]  # fmt: skip
+    rows += [
         ("load from DB", f"{p['load']['identities']:,} identities", str(p["load"]["seconds"]),
          f"+{p['load']['rss_growth_mb']:,.0f} MB"),
         ("EM estimate", f"sample {p['estimate']['sample']:,}", str(p["estimate"]["seconds"]), ""),
