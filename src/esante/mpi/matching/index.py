@@ -15,14 +15,16 @@ record and key.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from esante.mpi.matching.blocking import DEFAULT_CAP, DEFAULT_RULES, BlockingRule
 from esante.mpi.matching.features import Features, prepare
+from esante.mpi.matching.fields import compare
 from esante.mpi.matching.parameters import ParameterSet
 from esante.mpi.matching.record import IdentityRecord
-from esante.mpi.matching.scoring import Score, Scorer
+from esante.mpi.matching.scoring import Score, Scorer, probability_from_weight
 
 Block = int | list[int]
 
@@ -178,15 +180,19 @@ class CandidateIndex:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         features = record if isinstance(record, Features) else prepare(record)
-        scored: list[Candidate] = []
+        scorer = self._scorer
+        prior = scorer.prior_weight
+        kept: list[tuple[float, str, tuple[int, ...]]] = []
         for slot in self._candidate_slots(features):
             stored = self._slots[slot]
             assert stored is not None
-            score = self._scorer.score(features, stored)
-            if score.probability >= min_probability:
-                scored.append(Candidate(stored.id, score))
-        scored.sort(key=lambda c: (-c.score.weight, c.record_id))
-        return scored[:limit]
+            vector = compare(features, stored)
+            weight = scorer.weight(vector)
+            if probability_from_weight(weight + prior) >= min_probability:
+                kept.append((-weight, stored.id, vector))
+        # a full Score (per-field weights, grade, decision) only for the candidates returned
+        best = heapq.nsmallest(limit, kept)
+        return [Candidate(record_id, scorer.score_vector(vector)) for _w, record_id, vector in best]
 
     def _candidate_slots(self, features: Features) -> set[int]:
         slots: set[int] = set()
