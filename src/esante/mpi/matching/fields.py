@@ -99,6 +99,57 @@ def compare(a: Features, b: Features) -> tuple[int, ...]:
     )
 
 
+def compare_bounded(
+    a: Features, b: Features, table: tuple[tuple[float, ...], ...], floor: float, best_rest: float
+) -> tuple[int, ...] | None:
+    """``compare``, or None as soon as the pair's weight can no longer reach ``floor``.
+
+    The names, the birth date, sex, birth place and matricule are compared first; if their weights plus the best
+    weights the remaining fields (birth name, address, other address lines, region) could add stay below ``floor``,
+    the pair is dropped without comparing addresses (a look-up's candidates from a city or postal-code block mostly
+    end here). A vector that is returned is exactly ``compare``'s.
+    """
+    given = cmp.compare_names(a.given, b.given)
+    family = cmp.compare_family(a, b)
+    if given in _POOR and family in _POOR:
+        crossed_given = cmp.compare_names(a.given, b.family)
+        crossed_family = cmp.compare_names(a.family, b.given)
+        if crossed_given in _GOOD or crossed_family in _GOOD:
+            given, family = _crossed(crossed_given, crossed_family)
+    g, f = _NAME_INDEX[given], _NAME_INDEX[family]
+    d = _DATE_INDEX[cmp.compare_birth_date(a, b)]
+    x = _SEX_INDEX[cmp.compare_sex(a, b)]
+    pl = _PLACE_INDEX[cmp.compare_places(a.birth_place, b.birth_place)]
+    m = _MATRICULE_INDEX[cmp.compare_matricule(a, b)]
+    known = table[0][g] + table[1][f] + table[3][d] + table[4][x] + table[5][pl] + table[9][m]
+    if known + best_rest < floor:
+        return None
+    locality = cmp.compare_locality(a, b)
+    street, complement = cmp.compare_address(a, b)
+    address = cmp.combine_address(street, locality)
+    region = cmp.compare_region(a, b) if locality in _REGION_COMPARED else lv.MISSING
+    return (
+        g,
+        f,
+        _NAME_INDEX[cmp.compare_names(a.birth, b.birth)],
+        d,
+        x,
+        pl,
+        _ADDRESS_INDEX[address],
+        _TEXT_INDEX[complement],
+        _REGION_INDEX[region],
+        m,
+    )
+
+
+_REST = (2, 6, 7, 8)  # birth_name, address, address_complement, region: compared last
+
+
+def best_rest(table: tuple[tuple[float, ...], ...]) -> float:
+    """The most the fields ``compare_bounded`` compares last can add (``missing`` weighs 0: never below 0 each)."""
+    return sum(max(0.0, *table[i]) for i in _REST)
+
+
 def _crossed(first: str, second: str) -> tuple[str, str]:
     """The (given, family) levels of crossed names: the better crossed level goes to the given names, the other to
     the family name, so the vector does not depend on which record comes first; exact is lowered to close."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from esante.mpi.matching.blocking import DEFAULT_CAP, DEFAULT_RULES, BlockingRule
 from esante.mpi.matching.features import Features, prepare
-from esante.mpi.matching.fields import compare
+from esante.mpi.matching.fields import compare_bounded
 from esante.mpi.matching.parameters import ParameterSet
 from esante.mpi.matching.record import IdentityRecord
 from esante.mpi.matching.scoring import Score, Scorer, probability_from_weight
@@ -181,12 +181,15 @@ class CandidateIndex:
             raise ValueError("limit must be at least 1")
         features = record if isinstance(record, Features) else prepare(record)
         scorer = self._scorer
-        prior = scorer.prior_weight
+        prior, table, rest = scorer.prior_weight, scorer.table, scorer.best_rest
+        floor = scorer.weight_floor(min_probability) - 1e-9  # never drop a pair the exact check below would keep
         kept: list[tuple[float, str, tuple[int, ...]]] = []
         for slot in self._candidate_slots(features):
             stored = self._slots[slot]
             assert stored is not None
-            vector = compare(features, stored)
+            vector = compare_bounded(features, stored, table, floor, rest)
+            if vector is None:  # cannot reach min_probability whatever its address says
+                continue
             weight = scorer.weight(vector)
             if probability_from_weight(weight + prior) >= min_probability:
                 kept.append((-weight, stored.id, vector))

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from esante.mpi.matching.features import Features
-from esante.mpi.matching.fields import FIELDS, compare
+from esante.mpi.matching.fields import FIELDS, best_rest, compare
 from esante.mpi.matching.parameters import ParameterSet
 
 
@@ -64,6 +64,15 @@ class Scorer:
             raise ValueError("the prior must be strictly between 0 and 1")
         self.prior_weight = math.log2(prior / (1.0 - prior))
         self.thresholds = params.thresholds
+        self.best_rest = best_rest(self.table)
+
+    def weight_floor(self, min_probability: float) -> float:
+        """The field weight (prior excluded) a pair needs to reach ``min_probability`` (-inf for 0)."""
+        if min_probability <= 0.0:
+            return -math.inf
+        if min_probability >= 1.0:
+            return math.inf
+        return math.log2(min_probability / (1.0 - min_probability)) - self.prior_weight
 
     def weight(self, vector: tuple[int, ...]) -> float:
         table = self.table
