@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.machine import describe
+from bench.run import start_server
 from esante.app import build_platform
 from esante.config import Settings
 from esante.demo import register_system_client
@@ -67,25 +66,6 @@ async def _token(url: str, data_dir: Path, port: int) -> str:
         await platform.database.close()
     ring = KeyRing.load_or_create(settings)
     return mint_for(settings, ring, principal(f"system:{CLIENT}"), scope="system/Patient.rs", ttl=3600)
-
-
-def _start(url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **dict(__import__("os").environ),
-        "ESANTE_LOG_LEVEL": "warning",
-        "ESANTE_VAR_DIR": str(data_dir),
-        "ESANTE_DB_POOL_SIZE": "8",
-    }
-    cmd = [sys.executable, "-m", "esante.cli", "serve", "--db", url, "--port", str(port), "--workers", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
 
 
 def _body(resource: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +123,7 @@ def main() -> None:
         records = list(
             iter_feed_records(iter_persons(population), population, FeedConfig(records=args.queries, seed=args.seed))
         )
-    server = _start(args.db, args.port, data_dir)
+    server = start_server(args.db, args.port, 1, data_dir, audit=True)  # as bench.run starts it
     try:
         rss_before = _rss_mb(server.pid)
         with console.status("first $match: the engine indexes the register"):
