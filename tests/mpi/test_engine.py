@@ -144,3 +144,18 @@ async def test_a_reused_local_id_is_a_collision(platform: Platform, client: http
     assert task["reasonCode"]["coding"][0]["code"] == "collision"
     assert task["focus"] == {"reference": f"Patient/{linked['id']}"}
     assert task["input"][0]["valueReference"] == linked["link"][0]["other"]
+
+
+async def test_an_implausible_trait_is_refused(platform: Platform, client: httpx.AsyncClient) -> None:
+    headers = await _source(platform)
+    resource = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HOSPITAL, "value": "H9"}],
+        "name": [{"family": "Old", "given": ["Anna"]}],
+        "birthDate": "1700-01-01",  # valid FHIR, no living identity
+    }
+    response = await client.put(f"/fhir/Patient?identifier={quote(HOSPITAL + '|H9')}", json=resource, headers=headers)
+    assert response.status_code == 400, response.text
+    assert "birth year 1700" in response.json()["issue"][0]["diagnostics"]
+    async with platform.database.read() as conn:
+        assert await conn.fetchval("SELECT COUNT(*) FROM resource WHERE res_type = 'Patient'") == 0

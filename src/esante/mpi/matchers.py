@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from esante.db.engine import Connection
+from esante.fhir.errors import bad_request
 from esante.mpi.engine import MatchingEngine
 from esante.mpi.feed import Candidate
-from esante.mpi.matching import NO_LINK
+from esante.mpi.matching import NO_LINK, RecordError
 from esante.mpi.matching import Candidate as Scored
 
 
@@ -32,5 +33,8 @@ class EngineMatcher:
         return self.engine.parameter_version
 
     async def candidates(self, conn: Connection, patient: dict[str, Any], limit: int) -> list[Candidate]:
-        found = await self.engine.lookup(conn, patient, limit, min_probability=0.0)
+        try:
+            found = await self.engine.lookup(conn, patient, limit, min_probability=0.0)
+        except RecordError as exc:  # valid FHIR, but a trait no identity can have (a birth year of 1700)
+            raise bad_request(f"identity traits not usable for matching: {exc}", expression="Patient") from exc
         return [to_candidate(c) for c in found if c.decision != NO_LINK]
