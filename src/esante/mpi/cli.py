@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from esante.config import Settings, load_settings
 from esante.db.engine import Database
+
+if TYPE_CHECKING:
+    from esante.app import Platform
 
 mpi_app = typer.Typer(
     help="The master patient index: identifier domains and certified identities.", no_args_is_help=True
@@ -46,6 +50,23 @@ async def with_database(settings: Settings, action: Callable[[Database], Awaitab
         return await action(database)
     finally:
         await database.close()
+
+
+@asynccontextmanager
+async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """The platform for one operator job: connected, and closed after it (its audit events chained first)."""
+    from esante.app import build_platform
+
+    platform = build_platform(settings)
+    await platform.database.connect()
+    try:
+        yield platform
+    finally:
+        try:
+            if platform.auditor is not None:
+                await platform.auditor.close()
+        finally:
+            await platform.database.close()
 
 
 def progress_bar(description: str = "{task.description}") -> Progress:
@@ -116,7 +137,6 @@ def import_identities(
     config: ConfigOption = None,
 ) -> None:
     """Import identities (idempotent: re-importing updates, never duplicates); rejected lines are reported."""
-    from esante.app import build_platform
     from esante.mpi.certified_import import CertifiedImporter, import_event
     from esante.mpi.sources import read_file
 
@@ -132,18 +152,13 @@ def import_identities(
     size = file.stat().st_size
 
     async def run() -> None:
-        platform = build_platform(settings)
-        await platform.database.connect()
-        try:
+        async with open_platform(settings) as platform:
             importer = CertifiedImporter(platform.store, batch_size=max(1, batch))
             with progress_bar("importing certified identities") as progress:
                 task = progress.add_task("import", total=None)
                 result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))
             if platform.auditor is not None:
                 await platform.auditor.record_events([import_event(result, file.name, getpass.getuser(), settings)])
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
         console.print(
             f"{result.read} read: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
             f"{len(result.rejected)} rejected — {result.rate:,.0f} identities/s ({size:,} bytes)"
@@ -173,7 +188,6 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """The yearly identity-vigilance report: report.html (with charts) and report.csv (docs/mpi-report.md)."""
-    from esante.app import build_platform
     from esante.mpi.report.figures import YearError, parse_year
     from esante.mpi.report.run import run_report
 
@@ -185,9 +199,7 @@ def report(
     settings = _settings(config, db)
 
     async def run() -> None:
-        platform = build_platform(settings)
-        await platform.database.connect()
-        try:
+        async with open_platform(settings) as platform:
             with progress_bar() as progress:
                 bars: dict[str, Any] = {}
 
@@ -197,10 +209,6 @@ def report(
                     progress.update(bars[stage], completed=done, total=total)
 
                 files = await run_report(platform, number, out, getpass.getuser(), advance)
-            if platform.auditor is not None:
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
         f = files.figures
         console.print(
             f"{number}: {f.identities_total:,} identities, {sum(f.decisions.values()):,} decisions, "

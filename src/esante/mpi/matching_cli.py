@@ -15,7 +15,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from esante.mpi.cli import ConfigOption, DbOption, _settings, console, mpi_app, progress_bar, with_database
+from esante.mpi.cli import (
+    ConfigOption,
+    DbOption,
+    _settings,
+    console,
+    mpi_app,
+    open_platform,
+    progress_bar,
+    with_database,
+)
 from esante.mpi.operator_events import operator_event
 
 parameters_app = typer.Typer(help="The matching engine's versioned parameter sets.", no_args_is_help=True)
@@ -51,7 +60,6 @@ def find_duplicates_command(
     config: ConfigOption = None,
 ) -> None:
     """Batch duplicate detection over the certified identities: a review Task per new suspected pair."""
-    from esante.app import build_platform
     from esante.mpi.duplicates import run_find_duplicates
 
     if min_probability is not None and not 0.0 < min_probability < 1.0:
@@ -63,9 +71,7 @@ def find_duplicates_command(
     settings = _settings(config, db)
 
     async def run() -> None:
-        platform = build_platform(settings)
-        await platform.database.connect()
-        try:
+        async with open_platform(settings) as platform:
             with progress_bar() as progress:
                 loading = progress.add_task("reading certified identities", total=None)
                 comparing = progress.add_task("comparing candidate pairs", total=None, visible=False)
@@ -91,9 +97,6 @@ def find_duplicates_command(
             if platform.auditor is not None:
                 details = {k: v for k, v in vars(result).items() if k != "seconds"}
                 await platform.auditor.record_events([_job_event("find-duplicates", details, settings)])
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
         console.print(
             f"{result.identities:,} certified identities, {result.compared:,} candidate pairs compared, "
             f"{result.suspected:,} suspected duplicates: {result.opened:,} review tasks opened, "
@@ -120,7 +123,6 @@ def train_command(
     config: ConfigOption = None,
 ) -> None:
     """Estimate the matching parameters from the registry itself (EM, no labels) and store them, versioned."""
-    from esante.app import build_platform
     from esante.mpi.match_parameters import ParameterStore
     from esante.mpi.training_job import train_from_registry
 
@@ -131,9 +133,7 @@ def train_command(
 
     async def run() -> None:
         activated = False
-        platform = build_platform(settings)
-        await platform.database.connect()
-        try:
+        async with open_platform(settings) as platform:
             with console.status("estimating m/u probabilities (EM)"):
                 try:
                     result = await train_from_registry(
@@ -148,9 +148,6 @@ def train_command(
             if platform.auditor is not None:
                 details = {"version": version, "mode": result.mode, "activated": activated}
                 await platform.auditor.record_events([_job_event("train", details, settings)])
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
         if out is not None:
             out.write_text(result.params.to_json() + "\n", encoding="utf-8")
         state = " — active" if activated else " — stored, not active (esante mpi parameters activate)"
