@@ -124,6 +124,16 @@ async def test_two_certain_candidates_are_a_review_not_a_link(platform: Platform
     (task,) = await _reviews(client)
     assert task["reasonCode"]["coding"][0]["code"] == "uncertain-link"
     assert len(task["input"]) == 2
+    # $match finds both; count=1 keeps the best one only; onlyCertainMatches gives none (two distinct persons)
+    query = _query("Schmit", "Léa", "1982-08-02")
+    assert len(await _match(client, query)) == 2
+    body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": query}]}
+    one = (await client.post("/fhir/Patient/$match", json={**body, "parameter": [*body["parameter"],
+           {"name": "count", "valueInteger": 1}]}, headers=FHIR_JSON)).json()  # fmt: skip
+    assert len(one["entry"]) == 1
+    certain = (await client.post("/fhir/Patient/$match", json={**body, "parameter": [*body["parameter"],
+               {"name": "onlyCertainMatches", "valueBoolean": True}]}, headers=FHIR_JSON)).json()  # fmt: skip
+    assert certain["total"] == 0 and "entry" not in certain
 
 
 async def test_a_reused_local_id_is_a_collision(platform: Platform, client: httpx.AsyncClient) -> None:
