@@ -47,6 +47,7 @@ _TABLES = (
     "mpi_domain",
     "mpi_esante_id",
     "mpi_match_parameters",
+    "hpd_ehealth_id",
     "account",
     "account_delegation",
     "oauth_client",

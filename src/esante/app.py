@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from starlette.applications import Starlette
@@ -30,6 +30,7 @@ from esante.fhir.router import FhirRouter
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore
 from esante.fhir.validate_operation import VALIDATE
+from esante.hpd.plugin import install_hpd
 from esante.mpi.engine import MatchingEngine
 from esante.mpi.plugin import install_mpi
 from esante.security.accounts.api import account_routes
@@ -66,6 +67,8 @@ class Platform:
     login_limiter: RateLimiter  # one budget for every password-taking endpoint of this process
     auditor: Auditor | None = None
     mpi_engine: MatchingEngine | None = None  # the MPI's online matching engine (mpi/engine.py)
+    # run once the database is connected, before the first request (e.g. the HPD writes its code systems)
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platform:
@@ -99,6 +102,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
         auditor,
     )
     platform.mpi_engine = install_mpi(platform)
+    install_hpd(platform)
     return platform
 
 
@@ -138,6 +142,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         await platform.database.connect()
         if platform.auditor is not None:
             await platform.auditor.flush()  # events journaled before a restart are chained first
+        for task in platform.startup:
+            await task()
         warming = None
         if settings.warm_up and platform.mpi_engine is not None:  # the register is indexed while serving starts
             warming = asyncio.create_task(platform.mpi_engine.warm())

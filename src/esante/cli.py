@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from esante.config import Settings, load_settings
+from esante.hpd.cli import hpd_app
 from esante.mpi.cli import mpi_app
 from esante.mpi.matching_cli import parameters_app as _registers_matching_commands  # noqa: F401
 from esante.mpi.mllp.cli import mllp
@@ -37,6 +38,7 @@ app.add_typer(clients_app, name="clients")
 accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension, delegations.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(mpi_app, name="mpi")
+app.add_typer(hpd_app, name="hpd")
 app.command("mllp")(mllp)
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")

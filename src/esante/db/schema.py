@@ -336,3 +336,15 @@ mpi_match_parameters = Table(
     Column("source", String(255), nullable=False),
     Column("content", Text, nullable=False),
 )
+
+# --- HPD (see hpd/model.py and docs/hpd.md) ------------------------------------------------------------------------
+
+# Every eHealthID ever assigned to a professional (never given twice, even after a withdrawal or a deletion).
+hpd_ehealth_id = Table(
+    "hpd_ehealth_id",
+    metadata,
+    Column("ehealth_id", CHAR(10), primary_key=True),
+    Column("practitioner_id", String(64), nullable=False),  # the Practitioner's resource id
+    Column("assigned_at", BigInteger, nullable=False),
+    Index("ix_hpd_ehealth_id_practitioner", "practitioner_id"),
+)

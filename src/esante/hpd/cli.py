@@ -1,0 +1,121 @@
+"""``esante hpd …``: the directory's operator commands (import, synthetic directory, code systems)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import getpass
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from esante.hpd.lines import Line
+from esante.mpi.cli import ConfigOption, DbOption, _settings, console, open_platform, progress_bar
+
+hpd_app = typer.Typer(
+    help="The healthcare provider directory: professionals, rights to practise, places of practice.",
+    no_args_is_help=True,
+)
+
+
+@hpd_app.command("import")
+def import_directory(
+    file: Annotated[Path, typer.Argument(help="CSV with the documented columns (.csv), or NDJSON of FHIR resources.")],
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Write the rejected lines (line, reason) to this CSV.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Lines per transaction.")] = 500,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import the Ministry/CNS extract or a delta (idempotent: re-importing updates, never duplicates)."""
+    from esante.hpd.directory_import import DirectoryImporter
+    from esante.hpd.events import import_event
+
+    if not file.is_file():
+        typer.echo(f"error: {file} is not a readable file", err=True)
+        raise typer.Exit(2)
+    settings = _settings(config, db)
+
+    async def run() -> None:
+        async with open_platform(settings) as platform:
+            importer = DirectoryImporter(platform.store, batch_size=batch)
+            with progress_bar("importing the directory") as progress:
+                task = progress.add_task("import", total=_count_lines(file))
+                result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))
+            if platform.auditor is not None:
+                event = import_event(result, file.name, getpass.getuser(), settings.effective_audience)
+                await platform.auditor.record_events([event])
+        created = ", ".join(f"{n} {t}" for t, n in sorted(result.created.items())) or "nothing"
+        updated = ", ".join(f"{n} {t}" for t, n in sorted(result.updated.items())) or "nothing"
+        console.print(
+            f"{result.read:,} lines, {result.professionals:,} professionals: created {created}; updated {updated}; "
+            f"{result.unchanged:,} unchanged; {result.status_changes} right-to-practise change(s); "
+            f"{len(result.rejected)} rejected — {result.rate:,.0f} lines/s"
+        )
+        for rejection in result.rejected[:20]:
+            console.print(f"  line {rejection.line}: {rejection.reason}")
+        if len(result.rejected) > 20:
+            console.print(f"  … {len(result.rejected) - 20} more" + (f" in {rejects}" if rejects else ""))
+        if rejects is not None:
+            with rejects.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["line", "reason"])
+                writer.writerows((r.line, r.reason) for r in result.rejected)
+
+    asyncio.run(run())
+
+
+def read_file(path: Path) -> Iterator[tuple[int, Line | str]]:
+    """By extension: ``.csv`` → the CSV format, anything else (``.ndjson``, ``.jsonl``) → NDJSON."""
+    from esante.hpd.csv_source import read_csv
+    from esante.hpd.ndjson_source import read_ndjson
+
+    return read_csv(path) if path.suffix.lower() == ".csv" else read_ndjson(path)
+
+
+def _count_lines(path: Path) -> int:
+    """Data lines of the file (for the progress bar): a quick pass over the bytes."""
+    with path.open("rb") as handle:
+        count = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(0, count - 1) if path.suffix.lower() == ".csv" else count
+
+
+@hpd_app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
+    count: Annotated[int, typer.Option("--count", help="Professionals (the national count is 25,005).")] = 25_005,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same file.")] = 1,
+) -> None:
+    """Write a synthetic national directory (CSV import format): professionals with their places of practice."""
+    from esante.hpd.synthetic import DirectoryConfig, write_directory_csv
+
+    with progress_bar("generating the directory") as progress:
+        task = progress.add_task("synth", total=count)
+        summary = write_directory_csv(
+            DirectoryConfig(count=count, seed=seed), out, lambda done: progress.update(task, completed=done)
+        )
+    console.print(
+        f"{summary.professionals:,} professionals, {summary.rows:,} rows, {summary.organizations:,} organisations, "
+        f"{summary.sites:,} sites → {out}"
+    )
+
+
+@hpd_app.command("codes")
+def codes(
+    profession: Annotated[
+        str | None, typer.Argument(help="A profession code: list its specialties (default: the professions).")
+    ] = None,
+) -> None:
+    """The professions code system (urn:esante:hpd:profession): codes, French display, English designation."""
+    from esante.hpd.codes import professions
+
+    table = professions()
+    concepts = table.specialties_of(profession) if profession else table.professions()
+    if profession and table.get(profession) is None:
+        typer.echo(f"error: unknown profession {profession!r}", err=True)
+        raise typer.Exit(2)
+    for concept in concepts:
+        typer.echo(f"{concept.code}\t{concept.display}\t{concept.english}")
