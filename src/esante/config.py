@@ -54,6 +54,8 @@ class Settings:
     refresh_token_ttl: int = 30 * 86400  # refresh tokens (rotated at each use), seconds
     rate_limit_login: int = 20  # login attempts per minute per client address (per worker)
     rate_limit_token: int = 120  # token/introspection/revocation requests per minute per client address (per worker)
+    # public directory searches without a token (PractitionerRole/$hpd-directory), per minute per client address
+    rate_limit_directory: int = 60
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -6,6 +6,7 @@ registry, interactions from the router's fixed set (every type supports the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,28 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system"
 _STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass
+class CapabilityAdditions:
+    """What national services declare on top of the generated statement: the actors' CapabilityStatements the
+    server instantiates (IHE mCSD's Care Services Selective Supplier, ...) and the profiles a type supports.
+
+    Services fill it at start-up (``platform.router.capability``); the statement then lists it, so a declaration
+    lives next to the code that honours it.
+    """
+
+    instantiates: list[str] = field(default_factory=list)
+    profiles: dict[str, list[str]] = field(default_factory=dict)
+
+    def instantiate(self, canonical: str) -> None:
+        if canonical not in self.instantiates:
+            self.instantiates.append(canonical)
+
+    def support_profile(self, resource_type: str, canonical: str) -> None:
+        profiles = self.profiles.setdefault(resource_type, [])
+        if canonical not in profiles:
+            profiles.append(canonical)
+
+
 def capability_statement(router: FhirRouter, ctx: RequestContext) -> dict[str, Any]:
     registry = router.service.registry
     operations = router.operations.all()
@@ -40,12 +63,14 @@ def capability_statement(router: FhirRouter, ctx: RequestContext) -> dict[str, A
         _resource_entry(router, name, tuple(sorted(op.name for op in operations if _applies(op, name))))
         for name in registry.resource_types
     ]
+    additions = router.capability
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": _STARTED,
         "publisher": "eSanté platform",
         "kind": "instance",
+        **({"instantiates": list(additions.instantiates)} if additions.instantiates else {}),
         "software": {"name": "esante", "version": __version__},
         "implementation": {"description": "eSanté FHIR R4 server", "url": ctx.base_url},
         "fhirVersion": "4.0.1",
@@ -111,6 +136,9 @@ def _applies(op: Any, resource_type: str) -> bool:
 
 def _resource_entry(router: FhirRouter, name: str, operations: tuple[str, ...]) -> dict[str, Any]:
     entry = dict(_static_entry(router, name))
+    profiles = router.capability.profiles.get(name)
+    if profiles:
+        entry["supportedProfile"] = list(profiles)
     if operations:
         entry["operation"] = [
             {"name": op, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{op}"} for op in operations

@@ -27,6 +27,7 @@ class OperationCall:
     resource_id: str | None
     parameters: dict[str, Any]  # a Parameters resource (GET query turned into one) or the raw body resource
     method: str
+    query: tuple[tuple[str, str], ...] = ()  # the URL's query as sent (GET paging: _count, _offset)
 
 
 OperationHandler = Callable[[OperationCall], Awaitable[Outcome]]
@@ -47,6 +48,9 @@ class OperationDefinition:
     # the SMART permission letter (c r u d s) the caller needs on the resource type to invoke it; None: any
     # authenticated caller (the operation's own reads and writes still go through the policy)
     requires: str | None = None
+    # anyone may invoke it, with no access token (a token, when sent, is still checked): the handler asks the
+    # policy what such a caller gets (a rule granting anonymous callers, e.g. the public directory search)
+    public: bool = False
 
 
 @dataclass

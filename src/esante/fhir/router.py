@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esante.fhir.bundles import BundleProcessor
-from esante.fhir.capabilities import capability_statement
+from esante.fhir.capabilities import CapabilityAdditions, capability_statement
 from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.errors import FhirError, Issue, bad_request, error, not_found
 from esante.fhir.history import history
@@ -59,6 +59,7 @@ class FhirRouter:
         self.operations = operations
         self.auditor = auditor
         self.authenticator = authenticator
+        self.capability = CapabilityAdditions()  # what services declare in the CapabilityStatement
         self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
 
     async def handle(self, request: FhirRequest) -> Outcome:
@@ -92,7 +93,18 @@ class FhirRouter:
         return await self._handle(request)
 
     def _needs_token(self, request: FhirRequest) -> bool:
-        return self.authenticator is not None and request.path.strip("/") != "metadata"
+        """Every request but the CapabilityStatement and, when no token is sent, a public operation."""
+        if self.authenticator is None or request.path.strip("/") == "metadata":
+            return False
+        return "authorization" in request.headers or not self._public_operation(request.path)
+
+    def _public_operation(self, path: str) -> bool:
+        parts = [p for p in path.split("/") if p]
+        if not parts or not parts[-1].startswith("$") or len(parts) > 3:
+            return False
+        scope = parts[:-1]
+        operation = self.operations.find(parts[-1][1:], scope[0] if scope else None, len(scope) == 2)
+        return operation is not None and operation.public
 
     async def _authenticate(self, request: FhirRequest, conn: Any = None) -> None:
         assert self.authenticator is not None
@@ -253,7 +265,7 @@ class FhirRouter:
             raise error(405, "not-supported", f"operations are invoked with GET or POST, not {method}")
         self.service.policy.authorize_operation(ctx, op, res_type, res_id)
         parameters = body if isinstance(body, dict) else query_to_parameters(query)
-        return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method))
+        return await op.handler(OperationCall(session, ctx, name, res_type, res_id, parameters, method, tuple(query)))
 
 
 def _may_read_audit_events(parts: list[str], query: list[tuple[str, str]]) -> bool:

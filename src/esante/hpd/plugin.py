@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from esante.hpd.mcsd import install_mcsd
 from esante.hpd.terminology import TerminologyRule, ensure_code_systems
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 def install_hpd(platform: Platform) -> None:
     """Register the HPD on ``platform``."""
     platform.policy.add_rule(TerminologyRule())
+    install_mcsd(platform)  # mCSD declarations and the public directory search (hpd/mcsd.py)
 
     async def code_systems_at_start() -> None:
         await ensure_code_systems(platform.store)

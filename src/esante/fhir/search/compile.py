@@ -151,6 +151,28 @@ class HasCond:
 
 
 @dataclass(frozen=True)
+class HierarchyCond:
+    """``param:below=X`` / ``param:above=X`` (FHIR search "Searching hierarchies"): some reference of ``param``
+    points at X or at a resource below it (its descendants) / above it (its ancestors) in the hierarchy of
+    ``target_type`` formed by ``link``, a reference parameter of that type pointing at the same type
+    (``Location.partof``, ``Organization.partof``).
+
+    Rendered as a recursive common table expression seeded with X; ``UNION`` (not ``UNION ALL``) makes it stop on
+    cycles. ``walk`` (set by the policy) is the condition a resource of the hierarchy must meet for the walk to go
+    through it, so a caller never learns the structure of resources it may not search.
+    """
+
+    res_types: tuple[str, ...]
+    param: str
+    target_type: str
+    link: str
+    seed: str
+    below: bool
+    base_url: str | None = None  # absolute references to this server count as local ones
+    walk: Cond | None = None  # on the walked resource alias
+
+
+@dataclass(frozen=True)
 class AnyCond:
     """OR of conditions (multi-type chains, compartments)."""
 
@@ -169,7 +191,18 @@ class NotCond:
     part: Cond
 
 
-Cond = IndexCond | MissingCond | CompositeCond | ColumnCond | ChainCond | HasCond | AnyCond | AllCond | NotCond
+Cond = (
+    IndexCond
+    | MissingCond
+    | CompositeCond
+    | ColumnCond
+    | ChainCond
+    | HasCond
+    | HierarchyCond
+    | AnyCond
+    | AllCond
+    | NotCond
+)
 
 
 @dataclass(frozen=True)
@@ -303,7 +336,51 @@ class Renderer:
                 f" WHERE {x}.res_type = {lit(cond.src_type)} AND {x}.param = {lit(cond.param)} AND ({inner_sql}))"
             )
             return sql, inner_params
+        if isinstance(cond, HierarchyCond):
+            return self._hierarchy(cond, o)
         raise TypeError(f"unknown condition {cond!r}")  # pragma: no cover
+
+    def _hierarchy(self, cond: HierarchyCond, o: str) -> tuple[str, list[Any]]:
+        x, h, link, y = self.alias("x"), self.alias("h"), self.alias("l"), self.alias("y")
+        tf, params = _type_filter(x, cond.res_types)
+        target = lit(cond.target_type)
+        local_x, local_params_x = _local_reference(x, cond)
+        local_l, local_params_l = _local_reference(link, cond)
+        walk_sql, walk_params = "", list[Any]()
+        if cond.walk is not None:
+            text, walk_params = self.render(cond.walk, y)
+            walk_sql = f" AND ({text})"
+        if cond.below:  # children: the resources whose link points at a member
+            step = (
+                f"SELECT CAST({y}.res_id AS VARCHAR(255)) FROM {h}"
+                f" JOIN idx_reference {link} ON {link}.res_type = {target} AND {link}.param = {lit(cond.link)}"
+                f" AND {link}.target_type = {target} AND {link}.target_id = {h}.id"
+                f"{local_l} JOIN resource {y} ON {y}.rid = {link}.rid AND {y}.is_current AND NOT {y}.deleted{walk_sql}"
+            )
+            step_params = [*local_params_l, *walk_params]
+        else:  # parents: what a member's link points at
+            step = (
+                f"SELECT CAST({link}.target_id AS VARCHAR(255)) FROM {h}"
+                f" JOIN resource {y} ON {y}.res_type = {target} AND {y}.res_id = {h}.id"
+                f" AND {y}.is_current AND NOT {y}.deleted{walk_sql} JOIN idx_reference {link} ON {link}.rid = {y}.rid"
+                f" AND {link}.res_type = {target} AND {link}.param = {lit(cond.link)}"
+                f" AND {link}.target_type = {target}{local_l}"
+            )
+            step_params = [*walk_params, *local_params_l]
+        tree = f"WITH RECURSIVE {h}(id) AS (SELECT CAST(? AS VARCHAR(255)) UNION {step}) SELECT {h}.id FROM {h}"
+        sql = (
+            f"{o}.rid IN (SELECT {x}.rid FROM idx_reference {x} WHERE {tf} AND {x}.param = {lit(cond.param)}"
+            f" AND {x}.target_type = {target}{local_x} AND {x}.target_id IN ({tree}))"
+        )
+        return sql, [*params, *local_params_x, cond.seed, *step_params]
+
+
+def _local_reference(alias: str, cond: HierarchyCond) -> tuple[str, list[Any]]:
+    """Only references to this server: relative ones, or absolute ones under its base URL."""
+    if not cond.base_url:
+        return "", []
+    prefix = f"{cond.base_url}/{cond.target_type}/"
+    return f" AND ({alias}.url IS NULL OR {alias}.url = ? || {alias}.target_id)", [prefix]
 
 
 def where_clause(res_types: tuple[str, ...] | None, conds: Sequence[Cond], alias: str = "r") -> tuple[str, list[Any]]:

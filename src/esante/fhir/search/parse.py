@@ -30,6 +30,7 @@ from esante.fhir.search.compile import (
     CompositeCond,
     Cond,
     HasCond,
+    HierarchyCond,
     IndexCond,
     MissingCond,
     Pred,
@@ -63,7 +64,7 @@ INDEXED_TYPES = ("string", "token", "date", "number", "quantity", "reference", "
 TYPE_MODIFIERS: dict[str, frozenset[str]] = {
     "string": frozenset({"exact", "contains", "missing"}),
     "token": frozenset({"text", "not", "above", "below", "in", "not-in", "of-type", "missing"}),
-    "reference": frozenset({"identifier", "missing"}),
+    "reference": frozenset({"identifier", "above", "below", "missing"}),
     "date": frozenset({"missing"}),
     "number": frozenset({"missing"}),
     "quantity": frozenset({"missing"}),
@@ -317,6 +318,8 @@ class _Parser:
                     negate = modifier == "not"
                     preds = [system_code_pred(v) for v in values]
             elif spd.type == "reference":
+                if modifier in ("above", "below"):
+                    return self._hierarchy(res_types, name, code, spd, values, modifier == "below")
                 preds = [self._reference_pred(v, modifier, spd) for v in values]
             elif spd.type == "date":
                 preds = [date_pred(v) for v in values]
@@ -401,6 +404,46 @@ class _Parser:
         if version is not None:
             pred = and_preds(pred, Pred("{x}.target_version = ?", (version,)))
         return pred
+
+    def _hierarchy(
+        self, res_types: tuple[str, ...], name: str, code: str, spd: SearchParamDef, values: list[str], below: bool
+    ) -> Cond:
+        """``:above`` / ``:below`` on a reference: X and its ancestors / descendants in the target's hierarchy."""
+        parts: list[Cond] = []
+        for value in values:
+            text = unescape(value)
+            if self.base_url and text.startswith(self.base_url + "/"):
+                text = text[len(self.base_url) + 1 :]
+            if "://" in text or text.startswith("urn:") or "|" in text:
+                raise ValueError400(f"a hierarchy can only be followed from a resource of this server, got {text!r}")
+            rtype, rid = (None, text) if "/" not in text else text.split("/", 1)
+            if not rid or "/" in rid or (rtype is not None and not self.registry.is_resource_type(rtype)):
+                raise ValueError400(f"malformed reference {text!r}")
+            candidates = [rtype] if rtype is not None else list(spd.targets or ())
+            if rtype is not None and spd.targets and rtype not in spd.targets:
+                raise ValueError400(f"{rtype} is not a target type of '{code}'")
+            found = [(t, link) for t in candidates if (link := self._hierarchy_link(res_types, code, spd, t))]
+            if not found:
+                kinds = " or ".join(candidates) or "its target"
+                raise ValueError400(f"'{code}' points at {kinds}, which forms no hierarchy (:above/:below need one)")
+            if len(found) > 1:
+                raise ValueError400(f"'{text}' is ambiguous: write the reference as Type/id")
+            target, link = found[0]
+            parts.append(HierarchyCond(res_types, code, target, link, rid, below, self.base_url))
+        return parts[0] if len(parts) == 1 else AnyCond(tuple(parts))
+
+    def _hierarchy_link(self, res_types: tuple[str, ...], code: str, spd: SearchParamDef, target: str) -> str | None:
+        """The reference parameter of ``target`` that builds its hierarchy: the searched parameter itself when it
+        is circular (``Location?partof:below``), else the target's part-of / parent parameter, else its only
+        circular parameter."""
+        if res_types == (target,) and spd.targets == (target,):
+            return code
+        params = self.registry.params(target).values()
+        circular = [p.code for p in params if p.type == "reference" and p.targets == (target,)]
+        for usual in ("partof", "part-of", "parent"):
+            if usual in circular:
+                return usual
+        return circular[0] if len(circular) == 1 else None
 
     def _composite(
         self, res_types: tuple[str, ...], code: str, spd: SearchParamDef, values: list[str]

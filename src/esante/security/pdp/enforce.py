@@ -31,6 +31,7 @@ from esante.fhir.search.compile import (
     ColumnCond,
     Cond,
     HasCond,
+    HierarchyCond,
     NotCond,
     Pred,
     Renderer,
@@ -111,7 +112,7 @@ class PolicyEnforcer:
         """An operation needs an authenticated caller and, when it declares one, the permission it names on the
         resource type (system-level operations naming a permission need it on at least one type)."""
         action = Action("operation", res_type, res_id, operation.name)
-        if ctx.caller.kind == "anonymous":
+        if ctx.caller.kind == "anonymous" and not operation.public:
             raise FhirError(
                 403, [Issue("forbidden", f"access denied: ${operation.name} needs an authenticated caller")]
             )
@@ -181,18 +182,24 @@ class PolicyEnforcer:
             return ColumnCond(FALSE)  # a scope query the server cannot evaluate grants nothing
         return AllCond(tuple(request.filters)) if request.filters else ColumnCond(TRUE)
 
-    def secure_filters(self, ctx: RequestContext, filters: Iterable[Cond]) -> list[Cond]:
+    def secure_filters(self, ctx: RequestContext, filters: Iterable[Cond], via: Action | None = None) -> list[Cond]:
         """Chains and ``_has`` only look through resources the caller may search too.
 
         Without this, ``Patient?_has:Observation:subject:code=X`` would tell who has an Observation coded X to a
         caller who may not see those Observations, and a chain would reveal the referenced resources' values.
+        Likewise ``:above``/``:below`` walk a hierarchy only through resources the caller may search.
+        ``via``: the action the other types are searched for (default a search of the type; an operation that
+        searches on its caller's behalf names itself, e.g. the public directory).
         """
-        return [self._secure(ctx, cond) for cond in filters]
+        return [self._secure(ctx, cond, via) for cond in filters]
 
-    def _secure(self, ctx: RequestContext, cond: Cond) -> Cond:
+    def _search_decision(self, ctx: RequestContext, res_type: str, via: Action | None) -> Decision:
+        return self.pdp.decide(ctx.caller, via or Action("search-type", res_type), res_type, "s")
+
+    def _secure(self, ctx: RequestContext, cond: Cond, via: Action | None = None) -> Cond:
         if isinstance(cond, ChainCond):
-            inner = self._secure(ctx, cond.inner)
-            decisions = {t: self.pdp.decide(ctx.caller, Action("search-type", t)) for t in cond.target_types}
+            inner = self._secure(ctx, cond.inner, via)
+            decisions = {t: self._search_decision(ctx, t, via) for t in cond.target_types}
             allowed = {t: d for t, d in decisions.items() if d.allowed}
             ctx.decisions.extend(allowed.values())
             if not allowed:
@@ -200,17 +207,24 @@ class PolicyEnforcer:
             access = self.types_cond(allowed, some_denied=len(allowed) < len(decisions))
             return dataclasses.replace(cond, inner=inner if access is None else AllCond((inner, access)))
         if isinstance(cond, HasCond):
-            inner = self._secure(ctx, cond.inner)
-            decision = self.pdp.decide(ctx.caller, Action("search-type", cond.src_type))
+            inner = self._secure(ctx, cond.inner, via)
+            decision = self._search_decision(ctx, cond.src_type, via)
             ctx.decisions.append(decision)
             if not decision.allowed:
                 return ColumnCond(FALSE)
             access = self.cond(decision)
             return dataclasses.replace(cond, inner=inner if access is None else AllCond((inner, access)))
+        if isinstance(cond, HierarchyCond):  # the walk goes only through resources the caller may search
+            decision = self._search_decision(ctx, cond.target_type, via)
+            if not decision.allowed:
+                return dataclasses.replace(cond, walk=ColumnCond(FALSE))
+            ctx.decisions.append(decision)
+            walk = self.cond(decision)
+            return cond if walk is None else dataclasses.replace(cond, walk=walk)
         if isinstance(cond, AllCond | AnyCond):
-            return dataclasses.replace(cond, parts=tuple(self._secure(ctx, p) for p in cond.parts))
+            return dataclasses.replace(cond, parts=tuple(self._secure(ctx, p, via) for p in cond.parts))
         if isinstance(cond, NotCond):
-            return NotCond(self._secure(ctx, cond.part))
+            return NotCond(self._secure(ctx, cond.part, via))
         return cond
 
     # ---------------------------------------------------------------------------------------------- loaded resources

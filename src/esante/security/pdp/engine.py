@@ -4,6 +4,8 @@
 
 Default deny: no grant, no access. A rule says what a kind of person may do (a patient: their compartment); the
 scopes say what this token may do (a patient app granted ``patient/Observation.rs`` reads only Observations).
+A caller without a token gets only what a rule declaring ``serves_anonymous`` grants to an operation (the public
+directory search), never a plain FHIR interaction.
 Pure: no I/O, so every path (REST, bundles, operations, later MLLP and CLI) gets the same answer; enforcement is
 ``enforce.py``.
 """
@@ -70,7 +72,9 @@ class PolicyDecisionPoint:
             raise ValueError("decide() needs a resource type; system-level actions are decided per type")
         letter = letter or letter_of(action)
         words = f"{_WORDS.get(letter, letter)} {res_type}"
-        if caller.kind == "anonymous" or caller.kind not in CONTEXTS:
+        if caller.kind == "anonymous":
+            return self._decide_anonymous(AccessRequest(caller, action, letter, res_type), words)
+        if caller.kind not in CONTEXTS:
             return Decision(action, res_type, letter, NOTHING, reason=f"an authenticated account may {words}")
         request = AccessRequest(caller, action, letter, res_type)
         grants: list[Grant] = [g for rule in self.rules for g in rule.grants(request)]
@@ -108,6 +112,30 @@ class PolicyDecisionPoint:
             count_only=all(g.count_only for g in usable),
             notable=any(g.notable for g in usable),
         )
+
+    def _decide_anonymous(self, request: AccessRequest, words: str) -> Decision:
+        """A caller without a token: only the rules that declare ``serves_anonymous`` may grant (the public
+        directory search), never for a plain FHIR interaction; there are no scopes; every rule's vetoes apply."""
+        action, res_type, letter = request.action, request.resource_type, request.letter
+        grants = [
+            g
+            for rule in self.rules
+            if getattr(rule, "serves_anonymous", False) and action.interaction == "operation"
+            for g in rule.grants(request)
+            if not g.count_only
+        ]
+        granted = any_of(g.restriction for g in grants)
+        if granted is NOTHING:
+            return Decision(action, res_type, letter, NOTHING, reason=f"an authenticated account may {words}")
+        vetoes = [(rule.name, v) for rule in self.rules for v in rule.vetoes(request)]
+        restriction = all_of([granted, none_of([v for _, v in vetoes])])
+        rules = tuple(dict.fromkeys(g.rule for g in grants))
+        if restriction is NOTHING:
+            vetoed = tuple(dict.fromkeys(name for name, _ in vetoes))
+            return Decision(
+                action, res_type, letter, NOTHING, rules, f"{words} is refused ({', '.join(vetoed)})", vetoed_by=vetoed
+            )
+        return Decision(action, res_type, letter, restriction, rules, reason=describe(restriction))
 
     def _scope_limit(self, caller: Caller, letter: str, res_type: str) -> Restriction:
         """What the token's scopes allow of ``res_type`` for ``letter`` (EVERYTHING, a restriction or NOTHING)."""
