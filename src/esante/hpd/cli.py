@@ -41,7 +41,7 @@ def import_directory(
 
     async def run() -> None:
         async with open_platform(settings) as platform:
-            importer = DirectoryImporter(platform.store, batch_size=batch)
+            importer = DirectoryImporter(platform.store, batch_size=batch, operator=getpass.getuser())
             with progress_bar("importing the directory") as progress:
                 task = progress.add_task("import", total=_count_lines(file))
                 result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))

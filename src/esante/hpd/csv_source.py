@@ -155,6 +155,10 @@ def row_to_line(number: int, row: dict[str, str | None], today: date) -> Line:
     """One row → the resources it states (Endpoint, Organization, affiliation, Location, Practitioner,
     HealthcareService, PractitionerRole: each referenced one before the one referring to it)."""
     cell = {k: (v or "").strip() for k, v in row.items() if k}
+    for column, value in cell.items():
+        control = next((ord(ch) for ch in value if ord(ch) < 32 or 127 <= ord(ch) < 160), None)
+        if control is not None:
+            raise RowError(f"{column}: a control character (code {control}) has no place in a cell")
     for column in REQUIRED:
         if not cell.get(column):
             raise RowError(f"{column}: required")
@@ -338,7 +342,7 @@ def _organization(cell: dict[str, str], org_id: str, org_name: str) -> list[Item
                         "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
                         "code": connection,
                     },
-                    "name": org_name,
+                    "name": "Messagerie sécurisée" if connection == "direct-project" else "API FHIR",
                     "payloadType": [
                         {
                             "coding": [

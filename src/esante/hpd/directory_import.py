@@ -115,8 +115,11 @@ def ministry_item() -> Item:
 
 
 class DirectoryImporter:
-    def __init__(self, store: ResourceStore, batch_size: int = 500, today: date | None = None) -> None:
+    def __init__(
+        self, store: ResourceStore, batch_size: int = 500, today: date | None = None, operator: str = "esante"
+    ) -> None:
         self.store = store
+        self.operator = operator  # who runs the import (the agent of right-to-practise changes)
         self.batch_size = max(1, batch_size)
         self.today = today or date.today()
         self._seen: dict[Key, tuple[int, bytes]] = {}  # resources stated by this run: (line, fingerprint)
@@ -239,7 +242,6 @@ class DirectoryImporter:
     async def _apply(
         self, session: StoreSession, line: Line, pending: list[tuple[Item, bytes]], batch: _Batch, found: dict[Key, Any]
     ) -> None:
-        change: tuple[StoredResource, RightToPractise | None, RightToPractise] | None = None
         for item, fingerprint in pending:
             key = (item.type, item.key)
             body: dict[str, Any] = orjson.loads(orjson.dumps(item.body))  # the line stays as read (batch retries)
@@ -280,11 +282,13 @@ class DirectoryImporter:
                 previous = right_to_practise_of(old) if old is not None else None
                 if (previous is None and not item.right.active) or (
                     previous is not None and previous.status is not item.right.status
-                ):
-                    change = (stored, previous, item.right)
-        if change is not None:
-            await self._apply_status(session, *change)
-            batch.status_changes += 1
+                ):  # before the line's roles are written: they are written under the new status
+                    await self._apply_status(session, stored, previous, item.right)
+                    batch.status_changes += 1
+                    # the cascade wrote roles of this batch: what the batch looked up is stale for them
+                    await session.flush()
+                    roles = {k for t, k in found if t == "PractitionerRole" and found[(t, k)] is not _AMBIGUOUS}
+                    found.update(await _lookup(session.conn, {"PractitionerRole": roles}))
 
     async def _apply_status(
         self,
@@ -298,9 +302,15 @@ class DirectoryImporter:
         Every PractitionerRole of the professional follows: active iff the right is active and the role has not
         ended (a restoration brings back the roles that were active, not those that ended meanwhile).
         """
-        # TODO(hpd-practise): call esante.hpd.practise.change_right_to_practise(...) here, in this transaction, so
-        # that tokens, sessions and system clients acting for the professional are revoked (or brought back); the
-        # role updates below are what this import does until that function exists.
+        # TODO(lead, hpd-practise): call here, first, in this transaction:
+        #   await change_right_to_practise(session, practitioner.res_id, right.status, reason=right.reason or
+        #       "register import", source="import", agent=Agent(self.operator, "operator"), effective=right.date,
+        #       allow_unchanged=True)   # from esante.hpd.practise import Agent, change_right_to_practise
+        # so that tokens, sessions and system clients acting for the professional are revoked (or brought back),
+        # and turn its PractiseError (409: a transition the status cannot take, e.g. withdrawn -> suspended) into a
+        # rejected line (raise _LineFailed(line, message)). Keep the role loop below after it: it makes the roles
+        # the import itself wrote inactive during a loss active again on a restoration (the cascade only brings
+        # back the roles it held).
         await session.flush()
         rows = await session.conn.fetch(
             f"SELECT {', '.join('r.' + c.strip() for c in _SELECT_COLUMNS.split(','))} FROM idx_reference x"

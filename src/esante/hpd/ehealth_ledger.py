@@ -15,10 +15,11 @@ from esante.identifiers.ehealth_id import new_ehealth_id
 
 
 async def fresh_ehealth_ids(
-    conn: Connection, count: int, *, draw: Callable[[], str] = new_ehealth_id, avoid: set[str] | None = None
+    conn: Connection, count: int, *, draw: Callable[[], str] | None = None, avoid: set[str] | None = None
 ) -> list[str]:
     """``count`` distinct eHealthIDs that the ledger does not hold (nor ``avoid``), checked in one statement per
     round (a collision among 900 million numbers is rare: one round almost always)."""
+    draw = draw or _draw
     chosen: list[str] = []
     seen = set(avoid or ())
     while len(chosen) < count:
@@ -57,3 +58,8 @@ async def assigned_to(conn: Connection, practitioner_id: str) -> list[str]:
         "SELECT ehealth_id FROM hpd_ehealth_id WHERE practitioner_id = ? ORDER BY assigned_at", (practitioner_id,)
     )
     return [str(row[0]) for row in rows]
+
+
+def _draw() -> str:
+    """The random source (a module attribute, so that tests can make it repeat a number)."""
+    return new_ehealth_id()

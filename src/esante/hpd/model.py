@@ -53,7 +53,7 @@ AFFILIATION_SYSTEM = "urn:esante:hpd:organization-affiliation"
 MINISTRY_ORGANIZATION_ID = "MINSANTE"
 MINISTRY_NAME = "Ministère de la Santé et de la Sécurité sociale"
 
-RIGHT_TO_PRACTISE_URL = "urn:esante:hpd:right-to-practise"  # extension on Practitioner: status, date, reason
+RIGHT_TO_PRACTISE_URL = "urn:esante:hpd:right-to-practise"  # Practitioner extension: status, date
 
 # The key each directory type is imported on (system of its business identifier)
 KEY_SYSTEMS: dict[str, str] = {
@@ -94,12 +94,12 @@ ACTIVE = RightToPractise(Status.ACTIVE)
 
 
 def right_to_practise_extension(right: RightToPractise) -> dict[str, Any]:
-    """The Practitioner extension recording the status (``Practitioner.active`` is true iff it is active)."""
+    """The Practitioner extension recording the status and since when (``Practitioner.active`` is true iff it is
+    active). The reason is not written there: a directory entry is public, the reason stays in the HPD's history of
+    changes and the audit trail (docs/hpd-practise.md)."""
     parts: list[dict[str, Any]] = [{"url": "status", "valueCode": right.status.value}]
     if right.date:
         parts.append({"url": "date", "valueDate": right.date})
-    if right.reason:
-        parts.append({"url": "reason", "valueString": right.reason})
     return {"url": RIGHT_TO_PRACTISE_URL, "extension": parts}
 
 

@@ -130,7 +130,7 @@ def _practitioner(key: str, body: dict[str, Any]) -> Item:
     if right.status is not Status.ACTIVE and not (right.date and right.reason):
         raise ResourceError(f"the right-to-practise status {right.status.value} needs a date and a reason")
     others = [e for e in body.get("extension", []) if e.get("url") != RIGHT_TO_PRACTISE_URL]
-    body["extension"] = [right_to_practise_extension(right), *others]
+    body["extension"] = [*others, right_to_practise_extension(right)]
     body["active"] = right.active
     return Item("Practitioner", key, body, right)
 
