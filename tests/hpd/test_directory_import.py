@@ -192,8 +192,15 @@ async def test_bad_lines_are_rejected_with_their_reason_and_nothing_else_is_lost
         gp(authorisation="MED-2011-00002", profession="sorcier"),  # line 4: unknown profession
         gp(authorisation="MED-2011-00003", authorised_from="2011-02-29"),  # line 5: not a date
         gp(authorisation="MED-2011-00004", org_name="Cabinet Autre"),  # line 6: CAB00001 given differently
-        gp(authorisation="MED-2011-00005", org_id="CAB00002", site_id="", street="", postal_code="", city="",
-           org_affiliated_with="HOSP99"),  # line 7: an unknown organisation
+        gp(
+            authorisation="MED-2011-00005",
+            org_id="CAB00002",
+            site_id="",
+            street="",
+            postal_code="",
+            city="",
+            org_affiliated_with="HOSP99",
+        ),  # line 7: an unknown organisation
         gp(authorisation="MED-2011-00006", family=""),  # line 8: missing value
         nurse(),  # line 9: fine
     ]
@@ -230,7 +237,9 @@ async def test_a_key_held_by_two_resources_refuses_the_line(platform: Platform, 
     assert sorted(await current(platform, "Practitioner")) == ["INF-2015-00007"]
 
 
-async def test_ehealth_ids_are_never_reused(platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ehealth_ids_are_never_reused(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spent = make_ehealth_id("123456789")
     fresh = make_ehealth_id("987654321")
     async with platform.database.transaction() as conn:

@@ -88,7 +88,7 @@ def test_cns_provider_codes_are_checked_and_normalised() -> None:
         ("9012345678", "8 digits"),
         ("90A234-56", "NNNNNN-NN"),
         ("", "8 digits"),
-        ("９０１２３４-５６", "NNNNNN-NN"),  # full-width digits are not ASCII digits
+        ("\uff19\uff10\uff11\uff12\uff13\uff14-\uff15\uff16", "NNNNNN-NN"),  # full-width digits are not ASCII
     ):
         with pytest.raises(CnsProviderCodeError, match=why):
             parse_cns_provider_code(bad)
@@ -178,7 +178,8 @@ def test_a_row_states_the_professional_and_the_place_of_practice() -> None:
     assert [q["code"]["coding"][0]["code"] for q in practitioner["qualification"]] == ["medecin", "med-generale"]
     assert practitioner["qualification"][0]["period"] == {"start": "2010-09-01"}
     assert practitioner["qualification"][0]["issuer"]["identifier"]["value"] == "MINSANTE"
-    assert practitioner["name"] == [{"use": "official", "family": "Schmit", "given": ["Anne", "Marie"], "prefix": ["Dr"]}]
+    name = {"use": "official", "family": "Schmit", "given": ["Anne", "Marie"], "prefix": ["Dr"]}
+    assert practitioner["name"] == [name]
     assert [c["coding"][0]["code"] for c in practitioner["communication"]] == ["lb", "fr", "de"]
     role = items["PractitionerRole"].body
     assert items["PractitionerRole"].key == "MED-2010-00042/CAB00001/CAB00001-S1"
