@@ -348,3 +348,47 @@ hpd_ehealth_id = Table(
     Column("assigned_at", BigInteger, nullable=False),
     Index("ix_hpd_ehealth_id_practitioner", "practitioner_id"),
 )
+
+# The right to practise as the HPD recorded it (hpd/practise.py, docs/hpd-practise.md): one row per professional
+# whose right ever changed (none: never lost, active); the bearer gate reads it on every professional's request.
+hpd_right_to_practise = Table(
+    "hpd_right_to_practise",
+    metadata,
+    Column("practitioner_id", String(64), primary_key=True),
+    Column("ehealth_id", CHAR(10), nullable=True),
+    Column("status", String(16), nullable=False),  # active | suspended | withdrawn
+    Column("effective", String(10), nullable=True),  # ISO date the status took effect
+    Column("reason", Text, nullable=True),
+    Column("changed_at", BigInteger, nullable=False),  # epoch microseconds
+    Column("tokens_valid_after", BigInteger, nullable=False),  # epoch seconds: older grants are refused
+    Index("ix_hpd_right_to_practise_ehealth_id", "ehealth_id"),
+)
+
+# Every change of a right to practise: who, when, why, from where (append-only; the AuditEvent names the same).
+hpd_right_to_practise_history = Table(
+    "hpd_right_to_practise_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("practitioner_id", String(64), nullable=False),
+    Column("ehealth_id", CHAR(10), nullable=True),
+    Column("old_status", String(16), nullable=False),
+    Column("new_status", String(16), nullable=False),
+    Column("effective", String(10), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("source", String(16), nullable=False),  # import | administrator
+    Column("agent_kind", String(16), nullable=False),
+    Column("agent_id", String(255), nullable=False),
+    Column("agent_display", String(255), nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),  # epoch microseconds
+    Column("audit_event", String(64), nullable=True),  # the AuditEvent's id
+    Index("ix_hpd_right_to_practise_history_practitioner", "practitioner_id", "id"),
+)
+
+# PractitionerRoles made inactive because their practitioner lost the right: the restoration makes them active again.
+hpd_practise_held_role = Table(
+    "hpd_practise_held_role",
+    metadata,
+    Column("practitioner_id", String(64), primary_key=True),
+    Column("role_id", String(64), primary_key=True),
+    Column("held_at", BigInteger, nullable=False),  # epoch microseconds
+)

@@ -6,7 +6,8 @@ platform's records allow:
 - ``system:<client id>``: the client must be registered and active; the scope defaults to its registered scopes and
   may only narrow them (a client never gets more through the CLI than through the token endpoint);
 - ``patient:<Patient id>`` / ``professional:<eHealthID>``: when an account exists for that person it must be active,
-  and the token is bound to it (``acct``, ``fhirUser``), so suspending the account stops the token;
+  and the token is bound to it (``acct``, ``fhirUser``), so suspending the account stops the token; a professional
+  must also pass the standing checks (``security/standing.py``: the HPD's right to practise), account or not;
 - ``staff:<user>``: the staff account's roles (``--role`` may only pick among them); without an account, the roles
   given with ``--role`` (an operator's token for scripted administration).
 """
@@ -18,9 +19,10 @@ from typing import Any
 
 from esante.db.engine import Connection
 from esante.security.scopes import ResourceScope, parse_scopes
+from esante.security.standing import ProfessionalRef, Standing
 from esante.security.tokens import Principal
 
-STAFF_ROLES = ("administrator", "identity-vigilance", "statistician")
+STAFF_ROLES = ("administrator", "identity-vigilance", "statistician", "hpd-administrator")
 
 
 class OperatorTokenError(ValueError):
@@ -51,8 +53,14 @@ def uncovered_scopes(requested: str, registered: str) -> list[str]:
     return missing
 
 
-async def plan_token(conn: Connection, who: Principal, scope: str | None, roles: list[str]) -> TokenPlan:
-    """What the token for ``who`` carries, from the database's accounts and clients."""
+async def plan_token(
+    conn: Connection, who: Principal, scope: str | None, roles: list[str], standing: Standing | None = None
+) -> TokenPlan:
+    """What the token for ``who`` carries, from the database's accounts and clients.
+
+    ``standing``: the services' checks on professionals (a professional without the right to practise gets no
+    token, with or without an account).
+    """
     if who.kind == "system":
         row = await conn.fetchrow("SELECT status, scopes FROM oauth_client WHERE client_id = ?", (who.value,))
         if row is None:
@@ -99,4 +107,9 @@ async def plan_token(conn: Connection, who: Principal, scope: str | None, roles:
         claims["roles"] = roles
     if roles and who.kind != "staff":
         raise OperatorTokenError("--role is for staff tokens only")
+    if who.kind == "professional" and standing is not None:
+        practitioner = str(row[4]) if row is not None and row[4] else None
+        refused = await standing.refusal(conn, ProfessionalRef(who.value, practitioner))
+        if refused is not None:
+            raise OperatorTokenError(f"professional {who.value}: {refused.message}")
     return TokenPlan(scope, claims)

@@ -31,7 +31,9 @@ from esante.security.policy import Caller
 from esante.security.tokens import CLI_CLIENT_ID, DEFAULT_LEEWAY, Reason, TokenClaims, TokenError, verify
 
 TokenCheck = Callable[[TokenClaims, Caller, Connection], Awaitable[None]]
-"""A service's extra check; raises :func:`unauthorized` (or a FhirError) to refuse the token."""
+"""A service's extra check; raises :func:`unauthorized` (or a FhirError) to refuse the token. A check may record
+what it established in ``caller.attributes`` (a fresh dict per request) for the access rules, which do no I/O
+(the HPD records ``right_to_practise``)."""
 
 REALM = "esante"
 _CACHE_SIZE = 10_000  # verified tokens kept (about 2 KB each)
@@ -48,13 +50,19 @@ _LIVE_SQL = (
 )
 
 
-def unauthorized(description: str, error_code: str | None = "invalid_token", issue_code: str = "login") -> FhirError:
-    """401 with an RFC 6750 challenge (``error_code`` None: no token was presented, so no error attribute)."""
+def unauthorized(
+    description: str,
+    error_code: str | None = "invalid_token",
+    issue_code: str = "login",
+    details_code: str | None = None,
+) -> FhirError:
+    """401 with an RFC 6750 challenge (``error_code`` None: no token was presented, so no error attribute);
+    ``details_code``: a stable code for the reason (OperationOutcome ``issue.details``)."""
     challenge = f'Bearer realm="{REALM}"'
     if error_code:
         safe = description.replace('"', "'")
         challenge += f', error="{error_code}", error_description="{safe}"'
-    err = FhirError(401, [Issue(issue_code, description)])
+    err = FhirError(401, [Issue(issue_code, description, details_code=details_code)])
     err.headers["WWW-Authenticate"] = challenge
     return err
 

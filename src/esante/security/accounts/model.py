@@ -26,6 +26,7 @@ class StaffRole(StrEnum):
     ADMINISTRATOR = "administrator"
     IDENTITY_VIGILANCE = "identity-vigilance"
     STATISTICIAN = "statistician"
+    HPD_ADMINISTRATOR = "hpd-administrator"  # suspends, withdraws and restores rights to practise (HPD)
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,4 @@ class AccountError(Exception):
 
 class AuthenticationError(AccountError):
     """Login refused: codes ``invalid_credentials``, ``second_factor_required``, ``locked``, ``inactive``,
-    ``suspended``, ``closed``."""
+    ``suspended``, ``closed``, and the standing checks' codes (``right_to_practise_suspended``, ...)."""

@@ -46,6 +46,7 @@ from esante.security.accounts.validation import (
     normalize_matricule,
     normalize_username,
 )
+from esante.security.standing import ProfessionalRef, Standing, StandingRefusal, professional_of_account
 
 Clock = Callable[[], float]
 log = structlog.get_logger("esante.accounts")
@@ -81,7 +82,11 @@ def _requires_totp(kind: AccountKind, settings: Settings) -> bool:
 
 
 class AccountService:
-    """The compte eSanté use cases over one database. ``clock`` gives epoch seconds (tests move it)."""
+    """The compte eSanté use cases over one database. ``clock`` gives epoch seconds (tests move it).
+
+    ``standing``: the checks services register on whether a professional may act at all (the HPD's right to
+    practise, ``security/standing.py``); a professional who fails them cannot sign in.
+    """
 
     def __init__(
         self,
@@ -89,11 +94,13 @@ class AccountService:
         settings: Settings,
         clock: Clock = time.time,
         hashing: PasswordHashing | None = None,
+        standing: Standing | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
         self.hashing = hashing or PasswordHashing()
+        self.standing = standing or Standing()
 
     def _now(self) -> int:
         return int(self.clock())
@@ -124,6 +131,18 @@ class AccountService:
         """The ids of the patients this (assistant) account may currently act for, sorted."""
         async with self.database.read() as conn:
             return await store.active_delegations(conn, account_id)
+
+    async def standing_refusal(
+        self, who: ProfessionalRef | None, issued_at: int | None = None
+    ) -> StandingRefusal | None:
+        """Why the professional ``who`` may not act now (the services' standing checks), or None.
+
+        ``issued_at``: when the grant or token being used was issued (epoch seconds); None for a new sign-in.
+        """
+        if who is None or not self.standing.checks:
+            return None
+        async with self.database.read() as conn:
+            return await self.standing.refusal(conn, who, issued_at)
 
     # ================================================================ creation and letters
     async def create(
@@ -378,7 +397,9 @@ class AccountService:
 
         Codes: ``invalid_credentials`` (unknown user, wrong password, wrong or replayed TOTP code),
         ``second_factor_required`` (right password, no code given), ``locked``, ``inactive``, ``suspended``,
-        ``closed``. Each wrong password or code counts toward the lockout; a success resets the count.
+        ``closed``, and the codes of the standing checks (``right_to_practise_suspended``,
+        ``right_to_practise_withdrawn``: the professional may not practise; told only after the right password, not
+        counted as a failure). Each wrong password or code counts toward the lockout; a success resets the count.
         """
         now = self._now()
         account, secrets = await self._load(normalize_username(username))
@@ -404,6 +425,10 @@ class AccountService:
                 error = AuthenticationError("locked", _LOCKED_MESSAGE) if locked else _invalid_credentials()
             else:
                 error = _status_error(current)
+                if error is None:  # an active account whose professional may not practise (HPD)
+                    refused = await self.standing.refusal(conn, professional_of_account(current))
+                    if refused is not None:
+                        error = AuthenticationError(refused.code, refused.message)
                 if error is None and latest.totp_enabled:
                     error = await self._check_second_factor(conn, current, latest, totp_code, now)
                 if error is None:

@@ -34,6 +34,7 @@ from esante.security.oauth.integration import (
     ValidatedAuthorization,
 )
 from esante.security.oauth.pages import describe_scopes, render
+from esante.security.standing import professional_of_account
 
 _TITLES = {
     "invalid_client": "Unknown application",
@@ -220,6 +221,9 @@ async def _consent(ctx: OAuthContext, request: Request, form: dict[str, str]) ->
     account = await ctx.accounts.get(str(ticket.get("acct")))
     if account is None or account.status is not AccountStatus.ACTIVE:
         return error_page("account", "this account is no longer active")
+    refused = await ctx.accounts.standing_refusal(professional_of_account(account))
+    if refused is not None:  # e.g. the right to practise was withdrawn between the login and the consent
+        return error_page("account", refused.message, status=403)
     choices = [str(p) for p in ticket.get("patients") or []]
     patient = form.get("patient") or None
     if choices and patient not in choices:

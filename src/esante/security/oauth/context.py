@@ -18,6 +18,7 @@ from esante.security.oauth.grant_store import GrantStore
 from esante.security.oauth.metadata import Endpoints
 from esante.security.oauth.server import EsanteAuthorizationServer
 from esante.security.ratelimit import RateLimiter
+from esante.security.standing import ProfessionalRef, StandingRefusal
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -32,6 +33,10 @@ class Accounts(Protocol):
     async def get(self, account_id: str) -> Account | None: ...
 
     async def delegations(self, account_id: str) -> builtins.list[str]: ...
+
+    async def standing_refusal(
+        self, who: ProfessionalRef | None, issued_at: int | None = None
+    ) -> StandingRefusal | None: ...
 
 
 @dataclass

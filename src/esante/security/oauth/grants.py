@@ -18,6 +18,7 @@ from authlib.oauth2.rfc7636.challenge import CODE_CHALLENGE_PATTERN
 from esante.security.oauth import grants_policy as policy
 from esante.security.oauth.grant_store import CodeOutcome, CodeRecord, RefreshRecord
 from esante.security.oauth.integration import AuthlibClient
+from esante.security.standing import ProfessionalRef
 
 if TYPE_CHECKING:
     from esante.security.oauth.server import EsanteAuthorizationServer
@@ -114,9 +115,12 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: CodeRecord) -> policy.Authorization | None:
         code = authorization_code
-        return self.server.authorization_of(
+        found = self.server.authorization_or_refusal(
             code.account_id, code.created_at, code.subject_role, code.person_id, code.scope, code.purpose_of_use
         )
+        if isinstance(found, str):  # the account, the delegation or the professional's standing changed
+            raise InvalidGrantError(found)
+        return found
 
     def create_token_response(self) -> tuple[int, Any, list[tuple[str, str]]]:
         request = self.request
@@ -138,13 +142,21 @@ class ClientCredentials(ClientCredentialsGrant):
             self.request.scope = policy.system_scope(self.request.payload.scope, self.request.client.model)
             role_purpose = self.request.payload.data.get("purpose_of_use")
             self.purpose = policy.choose_purpose("system", role_purpose) if role_purpose else None
+            self.acting_for = policy.acting_for(self.request.payload.datalist.get(policy.ACTING_FOR_PARAMETER, []))
         except policy.PolicyError as error:
             raise (InvalidScopeError if error.error == "invalid_scope" else InvalidRequestError)(
                 error.description
             ) from error
+        if self.acting_for is not None:  # the professional must be allowed to practise (HPD), now
+            who = ProfessionalRef(self.acting_for, None)
+            refused = self.server.bridge(self.server.accounts.standing_refusal, who, None)
+            if refused is not None:
+                raise InvalidGrantError(f"cannot act for professional {self.acting_for}: {refused.message}")
 
     def create_token_response(self) -> tuple[int, Any, list[tuple[str, str]]]:
-        token = self.server.issue(self.request, self.request.scope, None, purpose=self.purpose)
+        token = self.server.issue(
+            self.request, self.request.scope, None, purpose=self.purpose, acting_for=self.acting_for
+        )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
@@ -166,6 +178,10 @@ class Refresh(RefreshTokenGrant):
         now = self.server.now()
         if record is None or not record.check_client(client):
             raise InvalidGrantError("unknown refresh token")
+        account = self.server.bridge(self.server.accounts.get, record.account_id)
+        refused = self.server.standing_refusal(account, record.created_at)
+        if refused is not None:  # said before "revoked": the withdrawal revoked the family, this is why
+            raise InvalidGrantError(refused.message)
         if record.used_at is not None or record.revoked:
             self.server.bridge(self.server.grants.revoke_family, record.family, now)
             raise InvalidGrantError("this refresh token was used or revoked before: its whole family is revoked")

@@ -233,12 +233,36 @@ def person_claims(grant: Authorization) -> tuple[str, IuaClaims, dict[str, Any]]
     return account.id, iua, extra
 
 
-def system_claims(client: OAuthClient, purpose_of_use: str | None) -> tuple[str, IuaClaims, dict[str, Any]]:
-    """A system client's own token: ``sub`` = client_id, subject role ``system``, its organization."""
+def system_claims(
+    client: OAuthClient, purpose_of_use: str | None, acting_for: str | None = None
+) -> tuple[str, IuaClaims, dict[str, Any]]:
+    """A system client's own token: ``sub`` = client_id, subject role ``system``, its organization; with
+    ``acting_for``, the eHealthID of the professional it acts for (IUA ``national_provider_identifier``)."""
     iua = IuaClaims(
         subject_name=client.name,
         subject_organization=client.subject_organization,
         subject_role=Coding(ROLE_SYSTEM, "system", ROLE_DISPLAY["system"]),
         purpose_of_use=_purposes(purpose_of_use),
+        national_provider_identifier=acting_for,
     )
     return client.client_id, iua, {}
+
+
+ACTING_FOR_PARAMETER = "national_provider_identifier"
+"""client_credentials parameter (named after the IUA claim it fills): the eHealthID of the professional the
+establishment's software acts for. The token is then refused, on every request, once that professional may no
+longer practise."""
+
+
+def acting_for(values: list[str]) -> str | None:
+    """The professional a client_credentials request acts for (normalised eHealthID), or None."""
+    from esante.identifiers.ehealth_id import EHealthIdError, parse_ehealth_id
+
+    if not values:
+        return None
+    if len(values) > 1:
+        raise PolicyError("invalid_request", f"Multiple '{ACTING_FOR_PARAMETER}' in request.")
+    try:
+        return parse_ehealth_id(values[0])
+    except EHealthIdError as error:
+        raise PolicyError("invalid_request", f"{ACTING_FOR_PARAMETER}: {error}") from error

@@ -62,6 +62,7 @@ from esante.security.oauth.integration import (
     ValidatedAuthorization,
 )
 from esante.security.oauth.metadata import Endpoints
+from esante.security.standing import StandingRefusal, professional_of_account
 from esante.security.tokens import TokenError, mint, verify
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -225,12 +226,36 @@ class EsanteAuthorizationServer(AuthorizationServer):
         purpose_of_use: str | None,
     ) -> policy.Authorization | None:
         """The authorization a code or refresh token stands for, if its account is still active and unchanged."""
+        found = self.authorization_or_refusal(account_id, granted_at, subject_role, person_id, scope, purpose_of_use)
+        return found if isinstance(found, policy.Authorization) else None
+
+    def authorization_or_refusal(
+        self,
+        account_id: str,
+        granted_at: int,
+        subject_role: str,
+        person_id: str | None,
+        scope: str,
+        purpose_of_use: str | None,
+    ) -> policy.Authorization | str:
+        """:meth:`authorization_of`, or why not (a message for the client's ``error_description``)."""
         account: Account | None = self.bridge(self.accounts.get, account_id)
         if account is None or account.status is not AccountStatus.ACTIVE or granted_at < account.tokens_valid_after:
-            return None
+            return "the account is no longer active"
         if subject_role == "assistant" and person_id not in self.bridge(self.accounts.delegations, account_id):
-            return None  # the patient withdrew the delegation
+            return "the delegation to act for this patient was revoked"  # the patient withdrew it
+        refused = self.standing_refusal(account, granted_at)
+        if refused is not None:
+            return refused.message
         return policy.Authorization(account, subject_role, person_id, scope, purpose_of_use)
+
+    def standing_refusal(self, account: Account | None, granted_at: int | None) -> StandingRefusal | None:
+        """Why the professional behind ``account`` may not act now (the HPD's right to practise), or None."""
+        who = professional_of_account(account)
+        if who is None:
+            return None
+        refused: StandingRefusal | None = self.bridge(self.accounts.standing_refusal, who, granted_at)
+        return refused
 
     def issue(
         self,
@@ -242,16 +267,20 @@ class EsanteAuthorizationServer(AuthorizationServer):
         family: str | None = None,
         code_hash: str | None = None,
         family_expires: int | None = None,
+        acting_for: str | None = None,
     ) -> dict[str, Any]:
         """Mint the access token (and, for a person whose authorization has offline_access or online_access and
-        whose client may refresh, a refresh token of ``family``); record what must be recorded; fill the trace."""
+        whose client may refresh, a refresh token of ``family``); record what must be recorded; fill the trace.
+
+        ``acting_for``: the eHealthID of the professional a system client acts for (IUA
+        ``national_provider_identifier``)."""
         client: OAuthClient = request.client.model
         now = self.now()
         ttl = self.settings.token_ttl
         if grant is not None:
             subject, iua, extra = policy.person_claims(grant)
         else:
-            subject, iua, extra = policy.system_claims(client, purpose)
+            subject, iua, extra = policy.system_claims(client, purpose, acting_for)
         access = mint(
             self.keyring,
             issuer=self.settings.effective_issuer,
