@@ -309,7 +309,8 @@ class Directory:
         return {e["resource"]["id"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"}
 
     def bundle(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.http.get(f"{self.base}/{path}", **kwargs)
+        """The Bundle at ``path`` (below the base, or an absolute URL such as a paging link)."""
+        response = self.http.get(path if path.startswith("http") else f"{self.base}/{path}", **kwargs)
         assert response.status_code == 200, f"{path}: {response.text}"
         body: dict[str, Any] = response.json()
         return body

@@ -1,8 +1,14 @@
 """The history interaction at instance, type and system level (https://hl7.org/fhir/R4/http.html#history).
 
-``_since``: versions written after the instant. ``_at``: versions that were current at some point within the
+``_since``: versions written at or after the instant. ``_at``: versions that were current at some point within the
 given (possibly partial) date's range: a version is current from its own lastUpdated until the next version's.
-Newest first; ``_count``/``_offset`` paging.
+``_type`` (system level): only these resource types. Newest first; ``_count``/``_offset`` paging; deletions are
+entries with ``request.method`` DELETE, ``response.status`` 410 Gone and no resource.
+
+Synchronisation (IHE mCSD ITI-91): the Bundle's ``meta.lastUpdated`` is the instant the server began reading. A
+version's lastUpdated is taken when it is written, and its transaction commits a little later, so a consumer
+asks next for ``_since`` = that instant minus an overlap longer than any write transaction and drops the versions
+it already holds (same id and versionId); see docs/hpd-mcsd.md.
 
 Access: the caller's decision filters the versions in SQL (by the resource's current index rows: type, compartment,
 search criteria) and then each version on its own content, so an old version that was once in another patient's
@@ -13,6 +19,7 @@ the per-version check removes.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -47,12 +54,14 @@ async def history(
     action = Action(f"history-{level}", res_type, res_id)
     access: Cond | None
     decide_for: Callable[[str], Decision | None]
+    as_of = micros_to_instant(time.time_ns() // 1000)
+    chosen = _types(service, query) if res_type is None else None
     if res_type is not None:
         decision = service.policy.decide(ctx, action)
         access = service.policy.cond(decision)
         decisions = {res_type: decision}
     else:
-        types = service.registry.resource_types
+        types = chosen or service.registry.resource_types
         decisions = service.policy.decide_types(ctx, action, types)
         access = service.policy.types_cond(decisions, some_denied=len(decisions) < len(types))
     decide_for = decisions.get
@@ -69,9 +78,13 @@ async def history(
     if res_id is not None:
         where.append("v.res_id = ?")
         params.append(res_id)
+    link_params: list[tuple[str, str]] = []
+    if chosen:
+        where.append(f"v.res_type IN ({', '.join('?' * len(chosen))})")
+        params.extend(chosen)
+        link_params.append(("_type", ",".join(chosen)))
     count = service.default_page_size
     offset = 0
-    link_params: list[tuple[str, str]] = []
     for name, value in query:
         if name == "_since":
             lo, _hi = _instant(name, value)
@@ -91,6 +104,8 @@ async def history(
             link_params.append((name, str(count)))
         elif name == "_offset":
             offset = _int(name, value, 0, 10**9)
+        elif name == "_type" and res_type is None:
+            continue  # read by _types
         elif name not in _KNOWN and ctx.strict_handling:
             raise bad_request(f"unknown history parameter '{name}'", expression=name)
     if access is not None:
@@ -112,7 +127,7 @@ async def history(
         f"{clause} ORDER BY v.last_updated DESC, v.pk DESC LIMIT ? OFFSET ?",
         [*params, count + 1, offset],
     )
-    has_next = len(fetched) > count
+    has_next = count > 0 and len(fetched) > count  # _count=0: the total alone, no page to walk
     rows = fetched[:count]
     path = ctx.base_url + "".join(f"/{p}" for p in (res_type, res_id) if p) + "/_history"
 
@@ -144,12 +159,26 @@ async def history(
             "lastModified": micros_to_instant(stored.last_updated),
         }
         entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "meta": {"lastUpdated": as_of}, "type": "history"}
     if total is not None:
         bundle["total"] = total
     bundle.update(link=links, entry=entries)
     headers = {"Last-Modified": _http_date(rows[0][4])} if rows else {}
     return Outcome(200, bundle, headers, touched=touched)
+
+
+def _types(service: FhirService, query: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """``_type`` of a system-level history: the resource types asked for (empty: every type)."""
+    chosen: list[str] = []
+    for name, value in query:
+        if name != "_type":
+            continue
+        for item in (part.strip() for part in value.split(",")):
+            if not service.registry.is_resource_type(item):
+                raise bad_request(f"_type: unknown resource type '{item}'", expression="_type")
+            if item not in chosen:
+                chosen.append(item)
+    return tuple(chosen)
 
 
 def _instant(name: str, value: str) -> tuple[int, int]:
