@@ -87,6 +87,11 @@ def test_serve_starts_with_demo_data_and_prints_the_base_url(tmp_path: Path) -> 
         auth = {"Authorization": f"Bearer {minted.stdout.strip()}"}
         assert httpx.get(f"{base}/Patient?_summary=count", headers=auth).json()["total"] == 20
         assert httpx.get(f"{base}/DocumentReference", headers=auth).json()["total"] == 1
+        # the demo directory (HPD import): Dr Claire Demo and 60 synthetic professionals; her observations name her
+        assert httpx.get(f"{base}/Practitioner?_summary=count", headers=auth).json()["total"] == 61
+        claire = httpx.get(f"{base}/Practitioner?family=demo", headers=auth).json()["entry"][0]["resource"]
+        mine = httpx.get(f"{base}/Observation?performer=Practitioner/{claire['id']}&_summary=count", headers=auth)
+        assert mine.json()["total"] == 40
         # the README's example search finds demo patients
         found = httpx.get(f"{base}/Patient?address-city=luxembourg&_sort=family&_count=5", headers=auth).json()
         assert found["total"] == 4

@@ -1,7 +1,10 @@
-"""A small synthetic demo data set (no real person): patients, practitioners, observations, a document.
+"""A small synthetic demo data set (no real person): a directory of professionals, patients, observations, a
+document.
 
-Loaded by ``esante serve --demo`` when the store is empty, through the same transaction path as any client,
-so the demo also exercises validation, indexing and urn:uuid resolution.
+Loaded by ``esante serve --demo`` when the store is empty. The directory goes through the HPD's import (as the
+Ministry's extract would: eHealthIDs assigned, places of practice, the code systems); the clinical data through the
+same transaction path as any client, so the demo also exercises validation, indexing, urn:uuid and conditional
+reference resolution.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import json
 import os
 import random
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from joserfc.jwk import ECKey
 
-from esante.app import build_platform
+from esante.app import Platform, build_platform
 from esante.config import Settings
 from esante.db.engine import Database
 from esante.fhir.context import RequestContext
@@ -45,8 +49,58 @@ _GIVEN_M = ["Jean", "Luc", "Marc", "Paul", "Tom", "João", "Ben"]
 _CITIES = ["Luxembourg", "Esch-sur-Alzette", "Differdange", "Dudelange", "Ettelbruck", "Diekirch"]
 
 
+# the demo's own physician, first line of the demo directory; the clinical data refer to her by her key
+DEMO_PHYSICIAN = "MED-2005-00001"
+DEMO_PHYSICIAN_REF = f"Practitioner?identifier=urn:esante:hpd:ministry-authorisation|{DEMO_PHYSICIAN}"
+DEMO_DIRECTORY_SIZE = 60  # professionals of the demo directory (besides Dr Claire Demo)
+
+
+def demo_directory_rows(count: int = DEMO_DIRECTORY_SIZE, seed: int = 7) -> list[dict[str, str]]:
+    """Rows of the HPD's CSV import format: Dr Claire Demo at her cabinet in Luxembourg, then ``count`` synthetic
+    professionals with their places of practice."""
+    from esante.hpd.csv_source import COLUMNS
+    from esante.hpd.synthetic import DirectoryConfig, iter_directory_rows
+
+    claire = {
+        "authorisation": DEMO_PHYSICIAN,
+        "profession": "medecin",
+        "specialties": "med-generale",
+        "family": "Demo",
+        "given": "Claire",
+        "prefix": "Dr",
+        "gender": "F",
+        "languages": "lb fr de en",
+        "cns_code": "900001-01",
+        "authorised_from": "2005-09-01",
+        "org_id": "CAB-DEMO",
+        "org_name": "Cabinet médical Demo",
+        "org_type": "practice",
+        "org_endpoint": "mailto:cabinet.demo@example.lu",
+        "site_id": "CAB-DEMO-S1",
+        "street": "1, avenue de la Liberté",
+        "postal_code": "L-1930",
+        "city": "Luxembourg",
+        "role_phone": "+352 26 00 00 01",
+        "role_email": "claire.demo@example.lu",
+        "role_from": "2006-01-01",
+    }
+    return [{c: claire.get(c, "") for c in COLUMNS}, *iter_directory_rows(DirectoryConfig(count=count, seed=seed))]
+
+
+async def load_demo_directory(platform: Platform) -> int:
+    """Import the demo directory through the HPD's importer; returns the number of resources it created."""
+    from esante.hpd.csv_source import row_to_line
+    from esante.hpd.directory_import import DirectoryImporter
+
+    today = date.today()
+    lines = ((number, row_to_line(number, row, today)) for number, row in enumerate(demo_directory_rows(), start=2))
+    result = await DirectoryImporter(platform.store, operator="esante-demo-loader").run(lines)
+    return sum(result.created.values())
+
+
 def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
-    """A transaction Bundle: one practitioner, ``count`` patients, each with two observations; one document."""
+    """A transaction Bundle: ``count`` patients, each with two observations by Dr Claire Demo (a conditional
+    reference to her directory entry, which the demo directory holds); one document she wrote."""
     rng = random.Random(seed)
     entries: list[dict[str, Any]] = []
 
@@ -59,15 +113,6 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
             }
         )
 
-    add(
-        {
-            "resourceType": "Practitioner",
-            "active": True,
-            "identifier": [{"system": "urn:oid:1.3.182.2.8.1", "value": "1000000009"}],
-            "name": [{"family": "Demo", "given": ["Dr Claire"]}],
-        },
-        "urn:uuid:00000000-0000-4000-8000-000000000001",
-    )
     for i in range(count):
         female = rng.random() < 0.5
         patient_url = f"urn:uuid:00000000-0000-4000-8000-{i + 100:012d}"
@@ -96,7 +141,7 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
                     "status": "final",
                     "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
                     "subject": {"reference": patient_url},
-                    "performer": [{"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"}],
+                    "performer": [{"reference": DEMO_PHYSICIAN_REF}],
                     "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
                     "valueQuantity": {
                         "value": rng.randint(low, high),
@@ -118,7 +163,7 @@ def demo_bundle(count: int = 20, seed: int = 7) -> dict[str, Any]:
             "status": "current",
             "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5", "display": "Discharge summary"}]},
             "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000100"},
-            "author": [{"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"}],
+            "author": [{"reference": DEMO_PHYSICIAN_REF}],
             "date": "2024-06-01T10:00:00Z",
             "content": [
                 {
@@ -171,14 +216,16 @@ async def load_demo(settings: Settings) -> int:
     await platform.database.connect()
     try:
         async with platform.database.read() as conn:
-            if await conn.fetchval("SELECT 1 FROM resource LIMIT 1"):
+            # the HPD's code systems are written at every start: they do not make a store "not empty"
+            if await conn.fetchval("SELECT 1 FROM resource WHERE res_type <> 'CodeSystem' LIMIT 1"):
                 return 0
+        directory = await load_demo_directory(platform)
         outcome = await platform.router.bundles.process(RequestContext(caller=DEMO_LOADER), demo_bundle())
         assert isinstance(outcome.body, dict)
         key_file = settings.var_dir / "demo" / f"{DEMO_CLIENT}.pem"
         await register_system_client(
             platform.database, DEMO_CLIENT, "Demo integration (all rights)", "system/*.cruds", key_file=key_file
         )
-        return len(outcome.body["entry"])
+        return directory + len(outcome.body["entry"])
     finally:
         await platform.database.close()

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ def read_csv(path: Path, today: date | None = None) -> Iterator[tuple[int, Line 
                 yield number, str(error)
 
 
-def row_to_line(number: int, row: dict[str, str | None], today: date) -> Line:
+def row_to_line(number: int, row: Mapping[str, str | None], today: date) -> Line:
     """One row → the resources it states (Endpoint, Organization, affiliation, Location, Practitioner,
     HealthcareService, PractitionerRole: each referenced one before the one referring to it)."""
     cell = {k: (v or "").strip() for k, v in row.items() if k}
