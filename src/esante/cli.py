@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from esante.blobs.cli import blobs_app
 from esante.config import Settings, load_settings
 from esante.hpd.cli import hpd_app
 from esante.mpi.cli import mpi_app
@@ -39,12 +40,14 @@ accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(mpi_app, name="mpi")
 app.add_typer(hpd_app, name="hpd")
+app.add_typer(blobs_app, name="blobs")
 app.command("mllp")(mllp)
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
+_SECRET_SETTINGS = frozenset({"blob_keys"})  # settings whose value `esante config` never prints
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
 
 
@@ -177,7 +180,8 @@ def show_config(db: DbOption = None, config: ConfigOption = None) -> None:
     """Print the effective configuration (secrets masked)."""
     settings = _settings(config, db)
     for key, value in sorted(vars(settings).items()):
-        console.print(f"{key} = {_safe(settings) if key == 'database_url' else value}")
+        shown = _safe(settings) if key == "database_url" else "***" if key in _SECRET_SETTINGS and value else value
+        console.print(f"{key} = {shown}")
     console.print(f"effective database = {_safe(settings)}")
     console.print(f"effective blob dir = {settings.effective_blob_dir}")
 

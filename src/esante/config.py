@@ -23,6 +23,11 @@ class Settings:
     var_dir: Path = Path("var")
     database_url: str = ""  # empty → sqlite file under var_dir
     blob_dir: Path | None = None  # empty → var_dir/blobs
+    # --- document blob store (docs/blob-store.md): master keys wrap each blob's data key; secrets, never in git ---
+    blob_keys: str = ""  # "kid:base64key,kid:base64key" (the env var ESANTE_BLOB_KEYS); masked by `esante config`
+    blob_keys_file: Path | None = None  # file of "kid:base64key" lines, mode 0600, outside var_dir and the repo
+    blob_active_key: str = ""  # kid that wraps new data keys; empty → the only configured key
+    blob_segment_size: int = 64 * 1024  # plaintext bytes per encrypted segment of new blobs (4 KiB .. 16 MiB)
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = ""  # public base URL; empty → derived from the request
