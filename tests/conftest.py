@@ -58,6 +58,8 @@ _TABLES = (
     "oauth_refresh_token",
     "oauth_revoked_token",
     "oauth_assertion_jti",
+    "notify_outbox",
+    "notify_preference",
 )
 
 

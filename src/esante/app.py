@@ -33,6 +33,7 @@ from esante.fhir.validate_operation import VALIDATE
 from esante.hpd.plugin import install_hpd
 from esante.mpi.engine import MatchingEngine
 from esante.mpi.plugin import install_mpi
+from esante.notify.plugin import install_notify
 from esante.security.accounts.api import account_routes
 from esante.security.accounts.service import AccountService
 from esante.security.audit_trail import Auditor
@@ -69,6 +70,8 @@ class Platform:
     mpi_engine: MatchingEngine | None = None  # the MPI's online matching engine (mpi/engine.py)
     # run once the database is connected, before the first request (e.g. the HPD writes its code systems)
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # run when serving ends, before the database closes (e.g. the notification delivery task stops)
+    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platform:
@@ -103,6 +106,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     )
     platform.mpi_engine = install_mpi(platform)
     install_hpd(platform)
+    install_notify(platform)
     return platform
 
 
@@ -152,6 +156,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         finally:
             if warming is not None and not warming.done():
                 warming.cancel()
+            for task in reversed(platform.shutdown):
+                await task()
             if platform.auditor is not None:
                 await platform.auditor.close()
             await platform.database.close()

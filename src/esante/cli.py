@@ -17,6 +17,7 @@ from esante.hpd.cli import hpd_app
 from esante.mpi.cli import mpi_app
 from esante.mpi.matching_cli import parameters_app as _registers_matching_commands  # noqa: F401
 from esante.mpi.mllp.cli import mllp
+from esante.notify.cli import notify_app
 
 if TYPE_CHECKING:
     from esante.security.accounts.letters import ActivationLetter
@@ -40,6 +41,7 @@ accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(mpi_app, name="mpi")
 app.add_typer(hpd_app, name="hpd")
+app.add_typer(notify_app, name="notify")
 app.add_typer(blobs_app, name="blobs")
 app.command("mllp")(mllp)
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)

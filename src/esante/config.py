@@ -61,6 +61,27 @@ class Settings:
     rate_limit_token: int = 120  # token/introspection/revocation requests per minute per client address (per worker)
     # public directory searches without a token (PractitionerRole/$hpd-directory), per minute per client address
     rate_limit_directory: int = 60
+    # --- notifications (docs/notifications.md): stored Communications + e-mail through SMTP ---
+    notify_smtp_host: str = ""  # empty → no e-mail is sent (the stored notifications are still created)
+    notify_smtp_port: int = 587
+    notify_smtp_security: str = "starttls"  # starttls | tls (implicit, port 465) | none (trusted relay only)
+    notify_smtp_username: str = ""
+    notify_smtp_password: str = ""  # a secret: ESANTE_NOTIFY_SMTP_PASSWORD, never in a file of the repository
+    notify_smtp_timeout: int = 30  # seconds per SMTP command
+    notify_smtp_ca_file: str = ""  # CA bundle that verifies the SMTP server; empty → the system's CAs
+    notify_from_address: str = "eSante <no-reply@esante.lu>"
+    notify_reply_to: str = ""
+    notify_portal_url: str = ""  # the address the e-mail tells people to sign in at; empty → the issuer's URL
+    notify_email_languages: str = "fr,de,en"  # languages of the e-mail's text, in order
+    notify_templates_file: str = ""  # JSON replacing the packaged e-mail texts (notify/data/kinds.json layout)
+    notify_email_default: bool = True  # e-mail recipients who made no choice (they may opt out)
+    notify_worker_enabled: bool = True  # the server's background delivery task (when an SMTP host is set)
+    notify_worker_interval: int = 30  # seconds between the background task's runs
+    notify_rate_per_run: int = 200  # e-mails sent per run at most
+    notify_max_attempts: int = 8  # failed attempts before an e-mail goes to the dead letters
+    notify_retry_base: int = 60  # seconds before the first retry, doubled at each failure ...
+    notify_retry_max: int = 3600  # ... up to this
+    notify_email_max_age: int = 7 * 86400  # a notification older than this is no longer e-mailed, seconds
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -392,3 +392,35 @@ hpd_practise_held_role = Table(
     Column("role_id", String(64), primary_key=True),
     Column("held_at", BigInteger, nullable=False),  # epoch microseconds
 )
+
+# Notifications' e-mail outbox (notify/, docs/notifications.md): one row per notification, written in the same
+# transaction as its Communication; the unique idempotency key is what makes "never twice" hold under concurrency.
+# Times are epoch seconds.
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the Communication's id
+    Column("idempotency_key", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("recipient", String(130), nullable=False),  # Patient/<id> | Practitioner/<id>
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | skipped | dead | expired
+    Column("reason", Text, nullable=True),  # why skipped or dead, or the last failure (never an address)
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=True),  # a delivery worker's lease on the row
+    Column("claim_token", String(36), nullable=True),
+    Column("sent_at", BigInteger, nullable=True),
+    Index("uq_notify_outbox_key", "idempotency_key", unique=True),
+    Index("ix_notify_outbox_due", "status", "next_attempt_at"),
+)
+
+# A recipient's e-mail choice, for every kind ('*') or one kind (which wins). No row: the platform's default.
+notify_preference = Table(
+    "notify_preference",
+    metadata,
+    Column("recipient", String(130), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("email", Boolean, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
