@@ -397,3 +397,19 @@ def _logical(value: Any) -> Any:
     if isinstance(value, list):
         return [_logical(v) for v in value]
     return value
+
+
+def _doc_block(language: str) -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hpd.md").read_text(encoding="utf-8")
+    return text.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_samples_of_the_documentation_import(platform: Platform, tmp_path: Path) -> None:
+    csv_sample = tmp_path / "sample.csv"
+    csv_sample.write_text(_doc_block("csv"), encoding="utf-8")
+    result = await run(platform, csv_sample)
+    assert result.rejected == [] and result.professionals == 2 and result.status_changes == 1
+    ndjson_sample = tmp_path / "sample.ndjson"
+    ndjson_sample.write_text(_doc_block("json"), encoding="utf-8")
+    result = await run(platform, ndjson_sample)
+    assert result.rejected == [] and result.created["PractitionerRole"] == 1

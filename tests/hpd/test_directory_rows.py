@@ -213,6 +213,11 @@ def test_a_suspended_or_withdrawn_professional_is_inactive_and_needs_a_date_and_
     assert {"url": "reason"} not in [{"url": e["url"]} for e in extension["extension"]]  # the reason is not public
     assert "status_date, status_reason: required" in refusal(status="suspended")
     assert "status: active, suspended or withdrawn" in refusal(status="struck-off")
+    future = {"status": "suspended", "status_date": "2025-06-02", "status_reason": "x"}
+    assert "status_date: 2025-06-02 is in the future" in refusal(**future)
+    assert "status_reason: at most 1,000 characters" in refusal(
+        status="suspended", status_date="2025-06-01", status_reason="x" * 1001
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from esante.db.engine import Connection
 from esante.fhir.errors import FhirError
 from esante.fhir.model import StoredResource, row_to_stored
 from esante.fhir.store import _SELECT_COLUMNS, ResourceStore, StoreSession
+from esante.fhir.validation import validate_resource
 from esante.hpd.ehealth_ledger import fresh_ehealth_ids, record
 from esante.hpd.lines import Item, Line, Rejection, period_ended, ref_target, references
 from esante.hpd.model import (
@@ -206,8 +207,7 @@ class DirectoryImporter:
             for item in line.items:
                 if (item.type, item.key) not in self._seen:
                     wanted.setdefault(item.type, set()).add(item.key)
-                for ref in references(item.body):
-                    target = ref_target(ref)
+                for target in item.targets:
                     if target not in self._ids:
                         wanted.setdefault(target[0], set()).add(target[1])
         return wanted
@@ -227,8 +227,12 @@ class DirectoryImporter:
                 continue
             if found.get(key) is _AMBIGUOUS:
                 return f"several {item.type} resources hold the identifier {item.key}: the directory needs one"
-            for ref in references(item.body):
-                target = ref_target(ref)
+            if not item.checked:
+                try:
+                    validate_resource(item.body, expected_type=item.type)
+                except FhirError as error:
+                    return f"{item.type} {item.key}: " + "; ".join(issue.diagnostics for issue in error.issues)
+            for target in item.targets:
                 known = target in stated or target in batch.ids or target in self._ids
                 if not known and found.get(target) in (None, _AMBIGUOUS):
                     return (

@@ -6,9 +6,9 @@ referring to each other by *logical references* (``Reference.identifier``), whic
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -26,6 +26,12 @@ class Item:
     key: str
     body: dict[str, Any]
     right: RightToPractise | None = None  # Practitioner: the status the line states
+    checked: bool = False  # validated against FHIR R4 already (NDJSON); else the writer validates it once
+
+    @cached_property
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        """(type, key) of every directory resource the body refers to by logical reference."""
+        return tuple(ref_target(ref) for ref in references(self.body))
 
     def fingerprint(self) -> bytes:
         """A digest of the body as the file gives it: the same resource given twice must be given the same way."""
@@ -54,19 +60,21 @@ def logical_ref(res_type: str, key: str, display: str | None = None) -> dict[str
     return ref
 
 
-def references(value: Any) -> Iterator[dict[str, Any]]:
+def references(value: Any) -> list[dict[str, Any]]:
     """Every logical reference to a directory resource in ``value`` (a Reference whose ``identifier`` has a
-    business-key system and that has no literal ``reference`` yet)."""
-    if isinstance(value, dict):
-        ident = value.get("identifier")
-        if isinstance(ident, dict) and ident.get("system") in SYSTEM_TYPES and "reference" not in value:
-            yield value
-        for child in value.values():
-            if isinstance(child, dict | list):
-                yield from references(child)
-    elif isinstance(value, list):
-        for child in value:
-            yield from references(child)
+    business-key system and that has no literal ``reference`` yet), in document order."""
+    found: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ident = node.get("identifier")
+            if isinstance(ident, dict) and ident.get("system") in SYSTEM_TYPES and "reference" not in node:
+                found.append(node)
+            stack.extend(child for child in reversed(node.values()) if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend(child for child in reversed(node) if isinstance(child, dict | list))
+    return found
 
 
 def ref_target(ref: dict[str, Any]) -> tuple[str, str]:

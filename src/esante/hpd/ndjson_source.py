@@ -97,7 +97,7 @@ def resource_to_item(resource: dict[str, Any]) -> Item:
                 check_organization_type(str(coding.get("code")))
     except CodeError as error:
         raise ResourceError(str(error)) from error
-    return Item(res_type, key, body)
+    return Item(res_type, key, body, checked=True)
 
 
 def _practitioner(key: str, body: dict[str, Any]) -> Item:
@@ -132,7 +132,7 @@ def _practitioner(key: str, body: dict[str, Any]) -> Item:
     others = [e for e in body.get("extension", []) if e.get("url") != RIGHT_TO_PRACTISE_URL]
     body["extension"] = [*others, right_to_practise_extension(right)]
     body["active"] = right.active
-    return Item("Practitioner", key, body, right)
+    return Item("Practitioner", key, body, right, checked=True)
 
 
 def _check_professions(codes: list[dict[str, Any]], specialties: list[dict[str, Any]], where: str) -> None:

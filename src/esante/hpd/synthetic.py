@@ -389,7 +389,9 @@ def iter_directory_rows(config: DirectoryConfig, summary: DirectorySummary | Non
                 role_from=max(start, date(2000, 1, 1)).isoformat(),
             )
             if rng.random() < config.ended_role_rate:
-                row["role_until"] = date(today.year - 1, rng.randint(1, 12), 28).isoformat()
+                until = date(today.year - 1, rng.randint(1, 12), 28).isoformat()
+                if until >= row["role_from"]:
+                    row["role_until"] = until
             summary.rows += 1
             yield _row(row)
     summary.organizations = len(places.created)
