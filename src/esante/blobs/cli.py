@@ -20,7 +20,6 @@ blobs_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
-out = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
 WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=64, help="Blobs handled in parallel.")]
@@ -70,18 +69,18 @@ def status(
 
     settings, store = _store(config)
     _warn_generated(store)
-    out.print(f"blob dir = {settings.effective_blob_dir}")
-    out.print(f"master keys = {', '.join(sorted(store.keys.keys))} (from {store.keys.origin})")
-    out.print(f"active key = {store.keys.active_kid}")
-    out.print(f"segment size = {store.segment_size} bytes")
+    typer.echo(f"blob dir = {settings.effective_blob_dir}")
+    typer.echo(f"master keys = {', '.join(sorted(store.keys.keys))} (from {store.keys.origin})")
+    typer.echo(f"active key = {store.keys.active_kid}")
+    typer.echo(f"segment size = {store.segment_size} bytes")
     total = count_blobs(store)
-    out.print(f"blobs = {total:,}")
+    typer.echo(f"blobs = {total:,}")
     if by_key:
         with _progress("reading key records", total) as progress:
             counts = census(store, lambda done: progress.update(progress.task_ids[0], completed=done))
         for kid, count in sorted(counts.items()):
             marker = "active" if kid == store.keys.active_kid else "configured" if store.keys.get(kid) else "UNKNOWN"
-            out.print(f"  {kid}\t{count:,}\t{marker}")
+            typer.echo(f"  {kid}\t{count:,}\t{marker}")
 
 
 @blobs_app.command("new-key")
@@ -114,16 +113,16 @@ def rotate_key(config: ConfigOption = None, workers: WorkersOption = 4) -> None:
             store, workers=workers, progress=lambda done: progress.update(progress.task_ids[0], completed=done)
         )
     counts = report.counts
-    out.print(
+    typer.echo(
         f"{report.total:,} blobs: {counts[RotateOutcome.ROTATED]:,} re-wrapped, "
         f"{counts[RotateOutcome.CURRENT]:,} already on {report.active_kid}, "
         f"{len(report.problems):,} left as they were; store record {report.store_record[0].value} "
         f"({report.seconds:.1f} s)"
     )
     for address, outcome, detail in report.problems[:50]:
-        out.print(f"  {address}  {outcome.value}: {detail}")
+        typer.echo(f"  {address}  {outcome.value}: {detail}")
     if len(report.problems) > 50:
-        out.print(f"  … {len(report.problems) - 50} more")
+        typer.echo(f"  … {len(report.problems) - 50} more")
     if not report.complete:
         console.print("[red]rotation incomplete[/]: keep the old keys configured until the problems are resolved")
         raise typer.Exit(1)
@@ -160,20 +159,20 @@ def verify(
             progress=lambda done: progress.update(progress.task_ids[0], completed=done),
         )
     keys = ", ".join(f"{kid} {n:,}" for kid, n in sorted(report.by_key.items()))
-    out.print(
+    typer.echo(
         f"{report.total:,} blobs {'fully' if report.full else 'quickly'} verified in {report.seconds:.1f} s: "
         f"{len(report.problems):,} problem(s); by master key: {keys or '-'}"
     )
     for result in report.problems[:50]:
-        out.print(f"  {result.address}  {result.status.value}: {result.detail}")
+        typer.echo(f"  {result.address}  {result.status.value}: {result.detail}")
     if len(report.problems) > 50:
-        out.print(f"  … {len(report.problems) - 50} more")
+        typer.echo(f"  … {len(report.problems) - 50} more")
     if report.stale_pending:
         if clean_tmp:
             removed = store.backend.remove_stale_pending(86400.0)
-            out.print(f"{removed} interrupted write(s) removed from tmp/")
+            typer.echo(f"{removed} interrupted write(s) removed from tmp/")
         else:
-            out.print(f"{len(report.stale_pending)} interrupted write(s) in tmp/ (remove with --clean-tmp)")
+            typer.echo(f"{len(report.stale_pending)} interrupted write(s) in tmp/ (remove with --clean-tmp)")
     if not report.ok:
         raise typer.Exit(1)
 

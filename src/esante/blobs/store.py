@@ -501,11 +501,16 @@ class BlobWriter:
 
 
 def _existing_state(store: BlobStore, info: BlobInfo) -> str:
-    """sound | damaged | gone: may a put of these bytes rely on the blob already at their address?"""
+    """sound | damaged | gone: may a put of these bytes rely on the blob already at their address?
+
+    Every segment of the existing copy is authenticated (AES-GCM only, no hashing: ~5 GB/s) before a document is
+    allowed to point at it — a dedup hit never relies on bytes nobody has checked since they were written.
+    """
     try:
-        existing = store.stat(info.address)
-        with store.open(info.address):
-            pass  # header and exact length checked
+        with store.open(info.address) as reader:
+            for _ in reader:
+                pass
+            existing = reader.info
     except BlobNotFound:
         return "gone"
     except BlobError:
