@@ -49,7 +49,7 @@ app.add_typer(synth_app, name="synth")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
-_SECRET_SETTINGS = frozenset({"blob_keys"})  # settings whose value `esante config` never prints
+_SECRET_SETTINGS = frozenset({"blob_keys", "notify_smtp_password"})  # settings whose value `esante config` never prints
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
 
 

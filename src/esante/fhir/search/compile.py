@@ -255,6 +255,9 @@ class Renderer:
                 params += ps
             return (" AND ".join(texts) if texts else "1 = 1"), params
         if isinstance(cond, AnyCond):
+            union = self._union(cond, o)
+            if union is not None:
+                return union
             texts, params = [], []
             for part in cond.parts:
                 text, ps = self.render(part, o)
@@ -267,15 +270,8 @@ class Renderer:
             text, params = self.render(cond.part, o)
             return f"NOT ({text})", params
         if isinstance(cond, IndexCond):
-            x = self.alias("x")
-            tf, params = _type_filter(x, cond.res_types)
-            pred_sql, pred_params = cond.pred.render(x)
-            op = "NOT IN" if cond.negate else "IN"
-            sql = (
-                f"{o}.rid {op} (SELECT {x}.rid FROM {INDEX_TABLES[cond.kind]} {x} "
-                f"WHERE {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql}))"
-            )
-            return sql, [*params, *pred_params]
+            select, params = self._index_select(cond)
+            return f"{o}.rid {'NOT IN' if cond.negate else 'IN'} ({select})", params
         if isinstance(cond, MissingCond):
             x = self.alias("x")
             tf, params = _type_filter(x, cond.res_types)
@@ -314,18 +310,8 @@ class Renderer:
                 return "1 = 0", []
             return " OR ".join(f"({a})" for a in alternatives), params
         if isinstance(cond, ChainCond):
-            x = self.alias("x")
-            t = self.alias("t")
-            tf, params = _type_filter(x, cond.res_types)
-            inner_sql, inner_params = self.render(cond.inner, t)
-            targets = ", ".join(lit(t) for t in cond.target_types)
-            sql = (
-                f"{o}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resource {t}"
-                f" ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id"
-                f" AND {t}.is_current AND NOT {t}.deleted"
-                f" WHERE {tf} AND {x}.param = {lit(cond.param)} AND {x}.target_type IN ({targets}) AND ({inner_sql}))"
-            )
-            return sql, [*params, *inner_params]
+            select, params = self._chain_select(cond)
+            return f"{o}.rid IN ({select})", params
         if isinstance(cond, HasCond):
             x = self.alias("x")
             s = self.alias("s")
@@ -337,10 +323,57 @@ class Renderer:
             )
             return sql, inner_params
         if isinstance(cond, HierarchyCond):
-            return self._hierarchy(cond, o)
+            select, params = self._hierarchy_select(cond)
+            return f"{o}.rid IN ({select})", params
         raise TypeError(f"unknown condition {cond!r}")  # pragma: no cover
 
-    def _hierarchy(self, cond: HierarchyCond, o: str) -> tuple[str, list[Any]]:
+    def _union(self, cond: AnyCond, o: str) -> tuple[str, list[Any]] | None:
+        """An OR of conditions that each select matching rids (index values, chains, hierarchies) as ONE
+        ``rid IN (... UNION ...)``: PostgreSQL then looks the few matching rids up by index, where an OR of
+        sub-selects made it filter every resource of the type through hashed sub-plans (the public directory's
+        locality, four chains: 140 ms → a few ms over 25,000 roles)."""
+        parts = [p.parts[0] if isinstance(p, AllCond) and len(p.parts) == 1 else p for p in cond.parts]
+        if len(parts) < 2 or not all(_selects_rids(p) for p in parts):
+            return None
+        selects: list[str] = []
+        params: list[Any] = []
+        for part in parts:
+            if isinstance(part, IndexCond):
+                select, ps = self._index_select(part)
+            elif isinstance(part, ChainCond):
+                select, ps = self._chain_select(part)
+            else:
+                assert isinstance(part, HierarchyCond)
+                select, ps = self._hierarchy_select(part)
+            selects.append(select)
+            params += ps
+        return f"{o}.rid IN ({' UNION '.join(selects)})", params
+
+    def _index_select(self, cond: IndexCond) -> tuple[str, list[Any]]:
+        x = self.alias("x")
+        tf, params = _type_filter(x, cond.res_types)
+        pred_sql, pred_params = cond.pred.render(x)
+        sql = (
+            f"SELECT {x}.rid FROM {INDEX_TABLES[cond.kind]} {x} "
+            f"WHERE {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql})"
+        )
+        return sql, [*params, *pred_params]
+
+    def _chain_select(self, cond: ChainCond) -> tuple[str, list[Any]]:
+        x = self.alias("x")
+        t = self.alias("t")
+        tf, params = _type_filter(x, cond.res_types)
+        inner_sql, inner_params = self.render(cond.inner, t)
+        targets = ", ".join(lit(t) for t in cond.target_types)
+        sql = (
+            f"SELECT {x}.rid FROM idx_reference {x} JOIN resource {t}"
+            f" ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id"
+            f" AND {t}.is_current AND NOT {t}.deleted"
+            f" WHERE {tf} AND {x}.param = {lit(cond.param)} AND {x}.target_type IN ({targets}) AND ({inner_sql})"
+        )
+        return sql, [*params, *inner_params]
+
+    def _hierarchy_select(self, cond: HierarchyCond) -> tuple[str, list[Any]]:
         x, h, link, y = self.alias("x"), self.alias("h"), self.alias("l"), self.alias("y")
         tf, params = _type_filter(x, cond.res_types)
         target = lit(cond.target_type)
@@ -369,10 +402,15 @@ class Renderer:
             step_params = [*walk_params, *local_params_l]
         tree = f"WITH RECURSIVE {h}(id) AS (SELECT CAST(? AS VARCHAR(255)) UNION {step}) SELECT {h}.id FROM {h}"
         sql = (
-            f"{o}.rid IN (SELECT {x}.rid FROM idx_reference {x} WHERE {tf} AND {x}.param = {lit(cond.param)}"
-            f" AND {x}.target_type = {target}{local_x} AND {x}.target_id IN ({tree}))"
+            f"SELECT {x}.rid FROM idx_reference {x} WHERE {tf} AND {x}.param = {lit(cond.param)}"
+            f" AND {x}.target_type = {target}{local_x} AND {x}.target_id IN ({tree})"
         )
         return sql, [*params, *local_params_x, cond.seed, *step_params]
+
+
+def _selects_rids(cond: Cond) -> bool:
+    """Whether the condition is "rid IN (an uncorrelated select)" (see ``Renderer._union``)."""
+    return isinstance(cond, ChainCond | HierarchyCond) or (isinstance(cond, IndexCond) and not cond.negate)
 
 
 def _local_reference(alias: str, cond: HierarchyCond) -> tuple[str, list[Any]]:
