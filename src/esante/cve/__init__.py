@@ -1,0 +1,1 @@
+"""CVE: the electronic vaccination record (carnet de vaccination électronique) and its recommendation engine."""
