@@ -24,6 +24,7 @@ from esante.cve.engine import (
     EvaluationStatus,
     Observation,
     Patient,
+    SeriesStatus,
     SupportingData,
     VaccineGroupForecast,
     assess,
@@ -186,15 +187,26 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
+_STATUS_RANK = {
+    SeriesStatus.NOT_COMPLETE: 0,
+    SeriesStatus.COMPLETE: 1,
+    SeriesStatus.IMMUNE: 2,
+    SeriesStatus.CONTRAINDICATED: 3,
+    SeriesStatus.NOT_RECOMMENDED: 4,
+    SeriesStatus.AGED_OUT: 5,
+}
+
+
 def _pick_forecast(forecasts: tuple[VaccineGroupForecast, ...]) -> VaccineGroupForecast | None:
-    """When a vaccine group has several forecasts (standard and risk best series), report the one to act on:
-    a forecast that recommends a dose before one that does not, the earliest due first, risk before standard."""
+    """The vaccine-group forecast a CDC case describes when there are several (standard and risk best series,
+    or non-equivalent series groups): one that recommends a dose (earliest due first, risk before standard),
+    else a complete or immune one, else the others."""
     if not forecasts:
         return None
 
     def key(f: VaccineGroupForecast) -> tuple[int, date, int]:
         due = f.forecast.earliest if f.forecast and f.forecast.earliest else date.max
-        return (0 if f.forecast else 1, due, 0 if f.series_type == "Risk" else 1)
+        return (_STATUS_RANK.get(f.status, 9), due, 0 if f.series_type == "Risk" else 1)
 
     return min(forecasts, key=key)
 

@@ -149,7 +149,22 @@ def _score(ctx: Context, series: list[PatientSeries], kind: str) -> list[int]:
     return scores
 
 
+def _startable(ctx: Context, ps: PatientSeries) -> bool:
+    """Whether the patient has reached the series' minimum age to start at the assessment date.
+
+    The v4.5 text uses only the maximum age to start (SELECTSCORE-2, for series with valid doses); the supporting
+    data also define a minimum. A series with no valid dose that the patient is too young to start is no path to
+    immunity yet: it is set aside before its series group is examined (so the 50-years-and-older pneumococcal
+    series is not forecast for a child whose childhood series is complete).
+    """
+    low = ps.series.min_age_to_start
+    return low is None or ctx.assessment_date >= add_duration(ctx.patient.birth_date, low)
+
+
 def _prioritized(ctx: Context, group: list[PatientSeries]) -> PatientSeries | None:
+    group = [p for p in group if p.valid_count > 0 or _startable(ctx, p)]
+    if not group:
+        return None
     scorable = _scorable(ctx, group)
     defaults = [p for p in group if p.series.default_series]
     complete = [p for p in scorable if _is_complete(p)]
@@ -192,6 +207,7 @@ def select_best_series(ctx: Context, relevant: Sequence[PatientSeries]) -> list[
             prioritized[name] = chosen
 
     def equivalents(ps: PatientSeries) -> list[PatientSeries]:
+        """The prioritized series of the groups this series declares equivalent (a one-way declaration)."""
         names = set(ps.series.equivalent_series_groups) - {ps.series.series_group}
         return [prioritized[n] for n in names if n in prioritized]
 
