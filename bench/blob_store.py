@@ -104,8 +104,8 @@ def phase_read(folder: Path, size: int, cold: bool) -> dict[str, Any]:
     started = time.perf_counter()
     read = 0
     with store.open(address) as reader:
-        while chunk := reader.read_batch():
-            read += len(chunk)
+        while segments := reader.read_segments():
+            read += sum(len(segment) for segment in segments)
     seconds = time.perf_counter() - started
     assert read == size
     return {"seconds": seconds, "mb_per_s": size / MB / seconds, "peak_rss_over_base_mb": _peak_mb() - base}

@@ -12,6 +12,7 @@ Typical use by the DSP (ITI-65 then ITI-68)::
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
 
@@ -19,7 +20,7 @@ from esante.blobs.backend import DeleteOutcome
 from esante.blobs.store import READ_BATCH_SEGMENTS, BlobInfo, BlobReader, BlobStore, BlobWriter
 from esante.config import Settings
 
-WRITE_BATCH_BYTES = 1024 * 1024  # bytes gathered before one hop to a worker thread
+WRITE_BATCH_BYTES = 1024 * 1024  # bytes gathered (as a list of chunks, never joined) before one thread hop
 
 
 class AsyncBlobStore:
@@ -53,17 +54,17 @@ class AsyncBlobStore:
                 parts.append(chunk)
                 gathered += len(chunk)
                 if gathered >= WRITE_BATCH_BYTES:
-                    await asyncio.to_thread(writer.write, b"".join(parts) if len(parts) > 1 else parts[0])
+                    await asyncio.to_thread(writer.write_many, parts)
                     parts, gathered = [], 0
             if parts:
-                await asyncio.to_thread(writer.write, b"".join(parts))
+                await asyncio.to_thread(writer.write_many, parts)
             return await asyncio.to_thread(writer.finish, expected_size=expected_size, expected_sha1=expected_sha1)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(writer.abort))
             raise
 
     async def open(self, address: str) -> BlobStream:
-        """An async iterator of the plaintext (chunks of up to 1 MiB), after every up-front check passed."""
+        """An async iterator of the plaintext (one chunk per segment), after every up-front check passed."""
         reader = await asyncio.to_thread(self.store.open, address)
         return BlobStream(reader)
 
@@ -91,23 +92,24 @@ class BlobStream:
         self._reader = reader
         self.info = reader.info
         self._batch = batch_segments
+        self._ready: deque[bytes] = deque()  # decrypted segments not yet handed out (one batch at most)
         self._done = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._done:
+        if not self._ready and not self._done:
+            try:
+                self._ready.extend(await asyncio.to_thread(self._reader.read_segments, self._batch))
+            except BaseException:
+                await self.aclose()
+                raise
+            if not self._ready:
+                await self.aclose()
+        if not self._ready:
             raise StopAsyncIteration
-        try:
-            chunk = await asyncio.to_thread(self._reader.read_batch, self._batch)
-        except BaseException:
-            await self.aclose()
-            raise
-        if not chunk:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
+        return self._ready.popleft()
 
     async def aclose(self) -> None:
         if not self._done:

@@ -46,8 +46,9 @@ class BlobBackend(Protocol):
     def read_key(self, address: str) -> bytes:
         """The key record; :class:`esante.blobs.errors.BlobNotFound` when there is no blob."""
 
-    def open_data(self, address: str) -> BinaryIO:
-        """The data object for reading from its start; BlobNotFound when missing."""
+    def open_blob(self, address: str) -> tuple[bytes, BinaryIO]:
+        """Key record and data object (open for reading from its start) of one and the same stored instance;
+        BlobNotFound when there is no blob, BlobIntegrityError when one of the two is missing."""
 
     def replace_key(self, address: str, expected: bytes, record: bytes) -> bool:
         """Compare-and-swap the key record (rotation); False if it changed meanwhile or the blob is gone.

@@ -106,7 +106,7 @@ class SegmentCipher:
     def new_header(segment_size: int) -> Header:
         return Header(segment_size, os.urandom(NONCE_PREFIX_SIZE))
 
-    def seal(self, index: int, final: bool, plaintext: bytes | memoryview) -> bytes:
+    def seal(self, index: int, final: bool, plaintext: bytes | bytearray | memoryview) -> bytes:
         return self._aead.encrypt(segment_nonce(self.header.nonce_prefix, index, final), plaintext, self._aad)
 
     def open(self, index: int, final: bool, sealed: bytes | memoryview) -> bytes:

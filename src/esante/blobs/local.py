@@ -131,23 +131,46 @@ class LocalDiskBackend:
     def exists(self, address: str) -> bool:
         return self.path_of(address).is_dir()
 
-    def read_key(self, address: str) -> bytes:
-        path = self.path_of(address)
+    def _open_dir(self, address: str) -> int:
         try:
-            return (path / KEY).read_bytes()
+            return os.open(self.path_of(address), os.O_RDONLY | os.O_DIRECTORY)
         except (FileNotFoundError, NotADirectoryError) as error:
-            if path.is_dir():
-                raise BlobIntegrityError(address, "its key record is missing") from error
             raise BlobNotFound(address) from error
 
-    def open_data(self, address: str) -> BinaryIO:
-        path = self.path_of(address)
+    def _missing(self, address: str, fd: int, what: str) -> BlobNotFound | BlobIntegrityError:
+        """A file missing from the directory we hold: damage if that directory is still the blob, else the blob
+        was destroyed (or replaced) while we looked."""
         try:
-            return (path / DATA).open("rb")
-        except (FileNotFoundError, NotADirectoryError) as error:
-            if path.is_dir():
-                raise BlobIntegrityError(address, "its data object is missing") from error
-            raise BlobNotFound(address) from error
+            linked = os.stat(self.path_of(address)).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            linked = False
+        return BlobIntegrityError(address, f"its {what} is missing") if linked else BlobNotFound(address)
+
+    def read_key(self, address: str) -> bytes:
+        fd = self._open_dir(address)
+        try:
+            return _read_file(KEY, fd)
+        except FileNotFoundError as error:
+            raise self._missing(address, fd, "key record") from error
+        finally:
+            os.close(fd)
+
+    def open_blob(self, address: str) -> tuple[bytes, BinaryIO]:
+        """Key record and data object from one and the same directory: a blob destroyed and stored again while
+        we open it can never pair one instance's key with the other's data."""
+        fd = self._open_dir(address)
+        try:
+            try:
+                record = _read_file(KEY, fd)
+            except FileNotFoundError as error:
+                raise self._missing(address, fd, "key record") from error
+            try:
+                data = os.open(DATA, os.O_RDONLY, dir_fd=fd)
+            except FileNotFoundError as error:
+                raise self._missing(address, fd, "data object") from error
+            return record, os.fdopen(data, "rb")
+        finally:
+            os.close(fd)
 
     def addresses(self) -> Iterator[str]:
         for first in _sorted_dirs(self.objects):
