@@ -33,11 +33,13 @@ def interval_reference(
     if interval.from_previous:
         return previous_reference_dose(ps, before)
     if interval.from_target_dose is not None:
-        number = interval.from_target_dose
-        if 1 <= number <= len(ps.targets):
-            satisfied = ps.targets[number - 1].satisfied_by
+        for target in ps.targets:
+            if target.series_dose.dose_number != interval.from_target_dose:
+                continue
+            satisfied = target.satisfied_by
             if satisfied is not None and (before is None or satisfied.index < before):
                 return satisfied.date
+            return None
         return None
     if isinstance(interval, IntervalRule) and interval.from_most_recent:
         inadvertent = {r.record.index for r in ps.results if r.inadvertent}
@@ -208,13 +210,19 @@ def evaluate_dose(
 
 
 def _advance(ps: PatientSeries) -> None:
-    """Step 5/6 of figure 4-6: move to the next target dose, copying a recurring last one once it is satisfied
-    (a skipped recurring dose ends the series, or skipping would recur forever)."""
+    """Steps 5 and 6 of figure 4-6: move past the current target dose.
+
+    A satisfied recurring target dose is followed by a new, identical target dose. The copy is inserted right
+    after it rather than at the end of the series: a recurring dose that is not the last one (COVID-19's seasonal
+    dose 1, followed by a dose 2 that only patients of 65 years and older need) must recur all the same, and for a
+    last dose (Td boosters, influenza) both readings are the same.
+    """
+    target = ps.targets[ps.current]
+    if target.series_dose.recurring and target.status is TargetDoseStatus.SATISFIED:
+        ps.targets.insert(ps.current + 1, TargetDose(target.series_dose, target.number + 1))
+        for later in ps.targets[ps.current + 2 :]:
+            later.number += 1
     ps.current += 1
-    if ps.current == len(ps.targets):
-        last = ps.targets[-1]
-        if last.series_dose.recurring and last.status is TargetDoseStatus.SATISFIED:
-            ps.targets.append(TargetDose(last.series_dose, last.number + 1))
 
 
 def evaluate_series(
