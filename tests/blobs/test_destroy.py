@@ -54,3 +54,15 @@ def test_a_damaged_blob_can_still_be_destroyed(store: BlobStore, root: Path) -> 
     (blob_path(store, info.address) / "key").write_bytes(b"garbage")
     assert store.delete(info.address) is DeleteOutcome.DELETED
     assert stored_addresses(root) == [] and pending_entries(root) == []
+
+
+def test_an_interrupted_destruction_is_finished_by_the_cleanup(store: BlobStore, root: Path) -> None:
+    info = store.put(b"destruction interrupted by a crash")
+    doomed = root / "tmp" / "del-0123456789abcdef"
+    blob_path(store, info.address).rename(doomed)  # the crash came after the rename, before the shredding
+    old = time.time() - 120
+    os.utime(doomed, (old, old))
+    os.utime(doomed / "data", (old, old))
+    assert store.backend.stale_pending(86400) == ["del-0123456789abcdef"]
+    assert store.backend.remove_stale_pending(86400) == 1
+    assert pending_entries(root) == [] and not store.exists(info.address)

@@ -262,13 +262,16 @@ class LocalDiskBackend:
     # --- housekeeping ---------------------------------------------------------------------------------------------
 
     def stale_pending(self, older_than: float) -> list[str]:
-        limit = time.time() - older_than
+        """Interrupted puts untouched for ``older_than`` seconds, and interrupted destructions (``del-…``, doomed
+        anyway: a minute is enough to be sure no deletion is still working on it)."""
+        now = time.time()
         stale = []
         for entry in sorted(os.scandir(self.tmp), key=lambda e: e.name):
             newest = entry.stat(follow_symlinks=False).st_mtime
             with contextlib.suppress(OSError):
                 newest = max(newest, os.stat(os.path.join(entry.path, DATA)).st_mtime)
-            if newest < limit:
+            limit = min(older_than, 60.0) if entry.name.startswith("del-") else older_than
+            if newest < now - limit:
                 stale.append(entry.name)
         return stale
 
