@@ -15,7 +15,7 @@ from datetime import date
 
 from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration
 from esante.cve.engine.evaluate import evaluate_series
-from esante.cve.engine.forecast import forecast_series
+from esante.cve.engine.forecast import dose_number, forecast_series
 from esante.cve.engine.model import Antigen, AntigenSeries, SupportingData, normalize_cvx
 from esante.cve.engine.patient import (
     AdministeredDose,
@@ -127,6 +127,7 @@ def _antigen_forecast(ps: PatientSeries, original_index: list[int]) -> AntigenFo
         reason=ps.forecast_reason,
         evaluations=evaluations,
         priority_forecast=_priority(ps),
+        dose_number=dose_number(ps),
     )
 
 
@@ -146,17 +147,41 @@ def _group_status(members: list[AntigenForecast]) -> SeriesStatus:
     return SeriesStatus.COMPLETE
 
 
+def _single_antigen_status(members: list[AntigenForecast]) -> SeriesStatus:
+    """SINGLEANTVG-1 when several best series of one antigen are blended (e.g. a complete standard series and a
+    risk series that asks for more doses, or a childhood series the patient aged out of and the adult series).
+
+    The rule names "the" patient series forecast; with several, the status that states what is still to be done
+    is taken: a contraindication, else a dose still needed, else completion or immunity, else the others.
+    """
+    order = (
+        SeriesStatus.CONTRAINDICATED,
+        SeriesStatus.NOT_COMPLETE,
+        SeriesStatus.COMPLETE,
+        SeriesStatus.IMMUNE,
+        SeriesStatus.NOT_RECOMMENDED,
+        SeriesStatus.AGED_OUT,
+    )
+    statuses = {m.status for m in members}
+    return next(status for status in order if status in statuses)
+
+
 def _group_forecast(
-    name: str, full_group: bool, series_type: str, members: list[AntigenForecast], last_dose: date | None
+    name: str,
+    full_group: bool,
+    single_antigen: bool,
+    series_type: str,
+    members: list[AntigenForecast],
+    last_dose: date | None,
 ) -> VaccineGroupForecast:
     """Chapter 9: FORECASTVG-1..9, FORECASTDN-2, SINGLEANTVG-1/2, MULTIANTVG-1."""
-    status = members[0].status if len(members) == 1 else _group_status(members)
+    status = _single_antigen_status(members) if single_antigen else _group_status(members)
     forecasts = [m.forecast for m in members if m.forecast is not None and m.status is SeriesStatus.NOT_COMPLETE]
     reasons = tuple(m.reason for m in members if m.reason)
     if status is not SeriesStatus.NOT_COMPLETE or not forecasts:
         return VaccineGroupForecast(name, series_type, status, None, reasons, tuple(members))
     earliest_dates = [f.earliest for f in forecasts if f.earliest is not None]
-    if len(members) == 1:
+    if single_antigen:
         earliest = min(earliest_dates)
     elif any(m.priority_forecast for m in members):
         earliest = max(d for d in (min(earliest_dates), last_dose) if d is not None)
@@ -168,7 +193,7 @@ def _group_forecast(
     latests = [f.latest for f in forecasts if f.latest is not None]
     unadjusted_recs = [f.unadjusted_recommended for f in forecasts if f.unadjusted_recommended]
     unadjusted_pds = [f.unadjusted_past_due for f in forecasts if f.unadjusted_past_due]
-    numbers = [f.dose_number for f in forecasts if f.dose_number is not None]
+    numbers = [m.dose_number for m in members if m.status in (SeriesStatus.NOT_COMPLETE, SeriesStatus.COMPLETE)]
     vaccines: list[str] = []
     for f in forecasts:
         vaccines.extend(c for c in f.recommended_vaccines if c not in vaccines)
@@ -183,6 +208,35 @@ def _group_forecast(
         recommended_vaccines=tuple(vaccines),
     )
     return VaccineGroupForecast(name, series_type, status, forecast, reasons, tuple(members))
+
+
+def _root(parent: dict[str, str], x: str) -> str:
+    """Union-find root of a series group."""
+    parent.setdefault(x, x)
+    while parent[x] != x:
+        x = parent[x]
+    return x
+
+
+def _equivalent_paths(data: SupportingData, best: dict[str, list[PatientSeries]], antigens: Iterable[str]) -> bool:
+    """Whether the best series of each antigen lie in equivalent series groups (section 4.6, chapter 9).
+
+    Best series from equivalent series groups are alternative or successive paths to the same protection and are
+    blended into one vaccine-group forecast; best series from non-equivalent groups are only blended with best
+    series of the same series type. Equivalence is read from the supporting data's declarations in either
+    direction (a standard series naming the risk group).
+    """
+    for antigen in antigens:
+        series = best.get(antigen, [])
+        if len(series) < 2:
+            continue
+        parent: dict[str, str] = {}
+        for definition in data.antigens[antigen].series:
+            for other in definition.equivalent_series_groups:
+                parent[_root(parent, definition.series_group)] = _root(parent, other)
+        if len({_root(parent, ps.series.series_group) for ps in series}) > 1:
+            return False
+    return True
 
 
 def _dose_status(best: dict[str, list[PatientSeries]]) -> dict[int, EvaluationStatus]:
@@ -253,21 +307,17 @@ def assess(
         members = [f for a in group.antigens for f in antigen_forecasts.get(a, [])]
         if not members:
             continue
-        if len(group.antigens) == 1:
-            for member in members:
-                group_forecasts.append(
-                    _group_forecast(
-                        group.name, group.administer_full_vaccine_group, member.series_type, [member], last_dose
-                    )
-                )
+        single = len(group.antigens) == 1
+        full = group.administer_full_vaccine_group
+        if _equivalent_paths(data, best, group.antigens):
+            types = "+".join(sorted({m.series_type for m in members}))
+            group_forecasts.append(_group_forecast(group.name, full, single, types, members, last_dose))
             continue
         by_type: dict[str, list[AntigenForecast]] = defaultdict(list)
         for member in members:
             by_type[member.series_type].append(member)
         for series_type, same_type in by_type.items():
-            group_forecasts.append(
-                _group_forecast(group.name, group.administer_full_vaccine_group, series_type, same_type, last_dose)
-            )
+            group_forecasts.append(_group_forecast(group.name, full, single, series_type, same_type, last_dose))
     return Assessment(
         assessment_date=on,
         vaccine_groups=tuple(group_forecasts),

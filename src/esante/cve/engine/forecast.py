@@ -17,7 +17,7 @@ from esante.cve.engine.patient import Forecast, SeriesStatus, TargetDoseStatus
 from esante.cve.engine.skip import CompletedGroup, can_skip
 from esante.cve.engine.state import Context, PatientSeries, TargetDose, age_rule
 
-__all__ = ["contraindicated_vaccines", "forecast_series", "has_immunity", "minimum_dates"]
+__all__ = ["contraindicated_vaccines", "dose_number", "forecast_series", "has_immunity", "minimum_dates"]
 
 _ONE_DAY = timedelta(days=1)
 
@@ -115,7 +115,7 @@ def minimum_dates(
     return earliest, earliest_rec, latest_rec, maximum
 
 
-def _dose_number(ps: PatientSeries) -> int:
+def dose_number(ps: PatientSeries) -> int:
     """FORECASTDN-1."""
     count = 0
     for target in ps.targets:
@@ -217,7 +217,7 @@ def forecast_series(
         latest = maximum - _ONE_DAY if maximum is not None else None
         ps.status, ps.forecast_reason = SeriesStatus.NOT_COMPLETE, None
         ps.forecast = Forecast(
-            dose_number=_dose_number(ps),
+            dose_number=dose_number(ps),
             earliest=earliest,
             recommended=recommended,
             past_due=past_due,

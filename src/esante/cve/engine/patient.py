@@ -139,6 +139,7 @@ class AntigenForecast:
     reason: str | None
     evaluations: tuple[DoseEvaluation, ...]
     priority_forecast: bool = False  # FORECASTPRIORITY-1
+    dose_number: int = 1  # FORECASTDN-1, also for a complete series (it enters FORECASTDN-2)
 
 
 @dataclass(frozen=True, slots=True)
