@@ -201,15 +201,15 @@ _STATUS_RANK = {
 
 
 def _pick_forecast(forecasts: tuple[VaccineGroupForecast, ...]) -> VaccineGroupForecast | None:
-    """The vaccine-group forecast a CDC case describes when there are several (standard and risk best series,
-    or non-equivalent series groups): one that recommends a dose (earliest due first, risk before standard),
-    else a complete or immune one, else the others."""
+    """The vaccine-group forecast a CDC case describes when a multiple-antigen group has one per series type
+    (e.g. DTaP/Tdap/Td for a pregnant woman: the standard series and the pertussis risk series): the risk forecast,
+    which is why the patient's condition was recorded; then one that recommends a dose, the earliest first."""
     if not forecasts:
         return None
 
-    def key(f: VaccineGroupForecast) -> tuple[int, date, int]:
+    def key(f: VaccineGroupForecast) -> tuple[int, int, date]:
         due = f.forecast.earliest if f.forecast and f.forecast.earliest else date.max
-        return (_STATUS_RANK.get(f.status, 9), due, 0 if f.series_type == "Risk" else 1)
+        return (0 if "Risk" in f.series_type else 1, _STATUS_RANK.get(f.status, 9), due)
 
     return min(forecasts, key=key)
 
@@ -226,15 +226,15 @@ def _worst(evaluations: list[tuple[AntigenForecast, DoseEvaluation]]) -> list[tu
 
 
 def _dose_outcome(
-    assessment: Assessment, chosen: VaccineGroupForecast | None, index: int
+    assessment: Assessment, forecasts: tuple[VaccineGroupForecast, ...], index: int
 ) -> tuple[str, list[str], str]:
-    """The dose's evaluation as a case reports it, from the best series in the vaccine-group forecast.
+    """The dose's evaluation as a case reports it, from the best series of the vaccine group's antigens.
 
     Per antigen, a dose valid in one of its best series counts (several best series of one antigen are
     alternative paths: the childhood and the adult pneumococcal series); across the antigens of a group, a dose not
     valid for one antigen is not valid (a DTaP dose too early for pertussis).
     """
-    members = list(chosen.antigens) if chosen else []
+    members = [m for f in forecasts for m in f.antigens]
     evaluations = [(m, e) for m in members for e in m.evaluations if e.dose_index == index]
     if not evaluations:
         evaluations = [(m, e) for m in assessment.antigens for e in m.evaluations if e.dose_index == index]
@@ -278,7 +278,7 @@ def check_case(data: SupportingData, case: TestCase) -> CaseResult:
             result.mismatches.append({"field": field_name, "expected": expected, "actual": actual})
 
     for n, dose in enumerate(case.doses):
-        status, reasons, series_type = _dose_outcome(assessment, chosen, n)
+        status, reasons, series_type = _dose_outcome(assessment, assessment.group(group), n)
         expect(f"dose {n + 1} status", dose.status, status)
         if dose.reason and _norm(dose.reason) not in {_norm(r) for r in reasons}:
             result.mismatches.append(

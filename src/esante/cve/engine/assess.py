@@ -309,7 +309,7 @@ def assess(
             continue
         single = len(group.antigens) == 1
         full = group.administer_full_vaccine_group
-        if _equivalent_paths(data, best, group.antigens):
+        if single or _equivalent_paths(data, best, group.antigens):
             types = "+".join(sorted({m.series_type for m in members}))
             group_forecasts.append(_group_forecast(group.name, full, single, types, members, last_dose))
             continue
