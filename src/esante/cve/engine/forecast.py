@@ -110,7 +110,7 @@ def minimum_dates(
     evaluated = [r.record.date for r in ps.results if r.target_dose is not None or r.inadvertent]
     if evaluated:
         candidates.append(max(evaluated))
-    earliest = max(candidates) if candidates else birth
+    earliest = max(candidates) if candidates else on
     maximum = add_duration(birth, rule.max_age) if rule is not None and rule.max_age is not None else None
     return earliest, earliest_rec, latest_rec, maximum
 
@@ -175,8 +175,11 @@ def forecast_series(
         if immune:
             ps.status, ps.forecast_reason = SeriesStatus.IMMUNE, "Patient has evidence of immunity"
             return
-        preferable = {v.cvx for v in target.series_dose.preferable_vaccines}
-        if antigen_contraindicated(ctx, antigen) or (preferable and preferable <= ps.contraindicated_vaccines):
+        # Table 7-7 reads "all preferable vaccines": the ones a forecast can name (forecast vaccine type 'Y',
+        # FORECASTRECVAC-1). A target dose whose forecast names no vaccine is not blocked by vaccine-level
+        # contraindications (DTaP products contraindicated after encephalopathy: DT can still be given).
+        forecastable = {v.cvx for v in target.series_dose.preferable_vaccines if v.forecast_vaccine_type}
+        if antigen_contraindicated(ctx, antigen) or (forecastable and forecastable <= ps.contraindicated_vaccines):
             ps.status, ps.forecast_reason = SeriesStatus.CONTRAINDICATED, "Patient has a contraindication"
             return
         if target.series_dose.seasonal_end is not None and on > target.series_dose.seasonal_end:
