@@ -26,11 +26,12 @@ from urllib.parse import urlencode
 
 import orjson
 
+from esante.db.engine import Connection
 from esante.fhir.context import Outcome, RequestContext
 from esante.fhir.errors import FhirError, Issue, bad_request
 from esante.fhir.model import StoredResource
 from esante.fhir.operations import OperationCall, OperationDefinition
-from esante.fhir.search.compile import AllCond, AnyCond, Cond, NotCond
+from esante.fhir.search.compile import FALSE, AllCond, AnyCond, ColumnCond, Cond, IndexCond, NotCond, Pred, where_clause
 from esante.fhir.search.execute import execute_search
 from esante.fhir.service import FhirService
 from esante.hpd.public_query import PAGING, DirectoryQuery, parse_directory_query
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 OPERATION = "hpd-directory"
 MATCHED = "PractitionerRole"
+NAME_LOOKUP_LIMIT = 1000  # practitioners a name may match before the search chains instead of listing their ids
 
 
 def directory_action(resource_type: str) -> Action:
@@ -135,15 +137,39 @@ class PublicDirectory:
             t: policy.decide(ctx, directory_action(t), t, letter="s", required=t == MATCHED) for t in PUBLIC_TYPES
         }
         strict = dataclasses.replace(ctx, strict_handling=True)
-        request = self.service.parse(strict, MATCHED, query.search())
-        request.filters += self._extra_conditions(strict, query)
-        request.filters = policy.secure_filters(ctx, request.filters, via=directory_action(MATCHED))
         session = call.session
         await session.flush()
         await session.plan_searches_per_execution()
+        named = await self._named(session.conn, strict, query, decisions["Practitioner"]) if query.name else None
+        request = self.service.parse(strict, MATCHED, query.search(chain_name=named is None))
+        if named is not None:
+            request.filters.append(_practitioner_in(named))
+        request.filters += self._extra_conditions(strict, query)
+        request.filters = policy.secure_filters(ctx, request.filters, via=directory_action(MATCHED))
         result = await execute_search(session.conn, request, access=policy.cond(decisions[MATCHED]))
         included = await policy.filter_visible(session, lambda t: _allowed(decisions.get(t)), result.included)
         return self._bundle(ctx, query, result.matches, included, result.total, result.has_next)
+
+    async def _named(
+        self, conn: Connection, ctx: RequestContext, query: DirectoryQuery, decision: Decision
+    ) -> list[str] | None:
+        """The ids of the practitioners the name matches (every word in one of their names), looked up first: a
+        word inside names (``%mull%``) is not an index range and PostgreSQL cannot estimate how few it matches, so
+        as a chain it walked every role to its practitioner (0.5 s over 25,000 roles); as a list of ids the roles
+        are found by index. None when there are more than ``NAME_LOOKUP_LIMIT`` (a one-letter word): the search
+        then chains."""
+        if not decision.allowed:
+            return []
+        conds = list(self.service.parse(ctx, "Practitioner", query.practitioner_search()).filters)
+        access = self.service.policy.cond(decision)
+        if access is not None:
+            conds.append(access)
+        where, params = where_clause(("Practitioner",), conds)
+        rows = await conn.fetch(
+            f"SELECT r.res_id FROM resource r WHERE {where} LIMIT ?", [*params, NAME_LOOKUP_LIMIT + 1]
+        )
+        ids = [str(row[0]) for row in rows]
+        return None if len(ids) > NAME_LOOKUP_LIMIT else ids
 
     def _brake(self, ctx: RequestContext) -> None:
         if ctx.caller.kind != "anonymous":
@@ -204,6 +230,15 @@ class PublicDirectory:
         bundle["link"] = links
         bundle["entry"] = entries
         return Outcome(200, bundle, {}, touched=[*matches, *included])
+
+
+def _practitioner_in(ids: list[str]) -> Cond:
+    """Roles whose practitioner is one of ``ids`` (a local ``Practitioner/id`` reference)."""
+    if not ids:
+        return ColumnCond(FALSE)
+    marks = ", ".join("?" * len(ids))
+    pred = Pred(f"{{x}}.target_type = 'Practitioner' AND {{x}}.target_id IN ({marks})", tuple(ids))
+    return IndexCond("reference", (MATCHED,), "practitioner", pred)
 
 
 def _allowed(decision: Decision | None) -> Decision | None:
