@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esante.hpd.mcsd import install_mcsd
+from esante.hpd.practise import install_practise
 from esante.hpd.terminology import TerminologyRule, ensure_code_systems
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ def install_hpd(platform: Platform) -> None:
     """Register the HPD on ``platform``."""
     platform.policy.add_rule(TerminologyRule())
     install_mcsd(platform)  # mCSD declarations and the public directory search (hpd/mcsd.py)
+    install_practise(platform)  # the right to practise: operations, token and login checks (hpd/practise.py)
 
     async def code_systems_at_start() -> None:
         await ensure_code_systems(platform.store)
