@@ -66,3 +66,34 @@ def test_an_interrupted_destruction_is_finished_by_the_cleanup(store: BlobStore,
     assert store.backend.stale_pending(86400) == ["del-0123456789abcdef"]
     assert store.backend.remove_stale_pending(86400) == 1
     assert pending_entries(root) == [] and not store.exists(info.address)
+
+
+def test_a_put_says_whether_it_created_the_blob(store: BlobStore) -> None:
+    first = store.put(b"new bytes")
+    again = store.put(b"new bytes")
+    assert first.created and not again.created
+    assert again.use_stamp > first.use_stamp > 0
+    assert first == again  # the flags do not take part in equality
+
+
+def test_undoing_a_failed_submission_keeps_a_blob_another_put_relied_on(store: BlobStore) -> None:
+    """Submission A creates the blob then fails; submission B put the same bytes meanwhile (not committed yet):
+    A's undo must not destroy what B is about to point at."""
+    a = store.put(b"the same scanned letter")
+    b = store.put(b"the same scanned letter")
+    assert a.created and not b.created
+    assert store.delete(a.address, last_use=a.use_stamp) is DeleteOutcome.RECENTLY_USED
+    assert store.read_bytes(a.address) == b"the same scanned letter"
+    # B fails too: its own stamp is still the last one, the blob goes
+    assert store.delete(b.address, last_use=b.use_stamp) is DeleteOutcome.DELETED
+
+
+def test_undoing_the_only_put_deletes_at_once(store: BlobStore) -> None:
+    a = store.put(b"filed by a submission that then failed")
+    assert store.delete(a.address, last_use=a.use_stamp) is DeleteOutcome.DELETED
+    assert not store.exists(a.address)
+
+
+def test_use_stamps_differ_within_one_clock_tick(store: BlobStore) -> None:
+    stamps = [store.put(b"hot document").use_stamp for _ in range(20)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 20

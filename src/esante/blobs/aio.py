@@ -77,8 +77,9 @@ class AsyncBlobStore:
     async def exists(self, address: str) -> bool:
         return await asyncio.to_thread(self.store.exists, address)
 
-    async def delete(self, address: str, *, min_idle: float = 0.0) -> DeleteOutcome:
-        return await asyncio.to_thread(self.store.delete, address, min_idle=min_idle)
+    async def delete(self, address: str, *, min_idle: float = 0.0, last_use: int | None = None) -> DeleteOutcome:
+        """Crypto-shred a blob; see :meth:`BlobStore.delete` for ``min_idle`` and ``last_use``."""
+        return await asyncio.to_thread(self.store.delete, address, min_idle=min_idle, last_use=last_use)
 
 
 class BlobStream:

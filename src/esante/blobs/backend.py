@@ -17,11 +17,13 @@ from typing import BinaryIO, Protocol
 class DeleteOutcome(enum.Enum):
     DELETED = "deleted"
     ABSENT = "absent"
-    RECENTLY_USED = "recently-used"  # a put of the same bytes used it less than min_idle seconds ago
+    RECENTLY_USED = "recently-used"  # a put relied on it recently (min_idle) or after the caller's (last_use)
 
 
 class PendingBlob(Protocol):
     """A data object being written (not visible to readers until :meth:`commit`)."""
+
+    stamp: int  # its use stamp once committed (nanoseconds; see BlobBackend.touch)
 
     def write(self, data: bytes) -> None:
         """Append ciphertext bytes to the data object."""
@@ -56,11 +58,14 @@ class BlobBackend(Protocol):
         Does not need to be durable at once: callers of many replacements end with :meth:`sync`.
         """
 
-    def touch(self, address: str) -> bool:
-        """Record that a put just used this blob (dedup); False if it no longer exists."""
+    def touch(self, address: str) -> int | None:
+        """Record that a put just relied on this blob (dedup): its use stamp becomes a new, strictly greater
+        value (nanoseconds since the epoch), returned; None if the blob no longer exists."""
 
-    def delete(self, address: str, min_idle: float = 0.0) -> DeleteOutcome:
-        """Remove key record then data object, unless touched less than ``min_idle`` seconds ago."""
+    def delete(self, address: str, min_idle: float = 0.0, last_use: int | None = None) -> DeleteOutcome:
+        """Remove key record then data object — unless its use stamp is less than ``min_idle`` seconds old, or
+        differs from ``last_use`` (a put relied on it after the one that returned that stamp). Atomic with
+        respect to :meth:`touch`."""
 
     def addresses(self) -> Iterator[str]:
         """Every stored address, in a stable order (sharded listing; no global state loaded)."""

@@ -198,26 +198,33 @@ class LocalDiskBackend:
             os.rename(KEY + ".tmp", KEY, src_dir_fd=fd, dst_dir_fd=fd)
             return True
 
-    def touch(self, address: str) -> bool:
+    def touch(self, address: str) -> int | None:
+        """The use stamp is the data object's mtime in nanoseconds, set explicitly and strictly increasing (file
+        system clocks tick in milliseconds: two puts in the same tick must still get different stamps)."""
         with self._locked(address) as fd:
             if fd is None:
-                return False
+                return None
             try:
-                os.utime(DATA, dir_fd=fd)
+                current = os.stat(DATA, dir_fd=fd).st_mtime_ns
+                stamp = max(time.time_ns(), current + 1)
+                os.utime(DATA, ns=(stamp, stamp), dir_fd=fd)
             except FileNotFoundError:
-                return False
-            return True
+                return None
+            return stamp
 
-    def delete(self, address: str, min_idle: float = 0.0) -> DeleteOutcome:
+    def delete(self, address: str, min_idle: float = 0.0, last_use: int | None = None) -> DeleteOutcome:
         """Crypto-shredding: the directory leaves the namespace at once (one rename), then the key record is
         overwritten with zeros, synced and unlinked, then the data object goes."""
         path = self.path_of(address)
         with self._locked(address) as fd:
             if fd is None:
                 return DeleteOutcome.ABSENT
-            if min_idle > 0:
+            if min_idle > 0 or last_use is not None:
                 with contextlib.suppress(FileNotFoundError):
-                    if time.time() - os.stat(DATA, dir_fd=fd).st_mtime < min_idle:
+                    stamp = os.stat(DATA, dir_fd=fd).st_mtime_ns
+                    if last_use is not None and stamp != last_use:
+                        return DeleteOutcome.RECENTLY_USED
+                    if time.time_ns() - stamp < min_idle * 1e9:
                         return DeleteOutcome.RECENTLY_USED
             doomed = self.tmp / f"del-{secrets.token_hex(8)}"
             os.rename(path, doomed)
@@ -295,6 +302,7 @@ class LocalPendingBlob:
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
         self._sealed = False
         self._done = False
+        self.stamp = 0
 
     def write(self, data: bytes) -> None:
         if self._file is None:
@@ -307,6 +315,8 @@ class LocalPendingBlob:
     def _seal(self, key_record: bytes) -> None:
         """Make data and key record durable inside the pending directory (once)."""
         if self._file is not None:
+            self.stamp = time.time_ns()  # the first use stamp, set before the blob becomes visible
+            os.utime(self._file.fileno(), ns=(self.stamp, self.stamp))
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None

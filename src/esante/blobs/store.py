@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -64,12 +64,20 @@ READ_BATCH_SEGMENTS = 16  # segments decrypted per read call (1 MiB at the defau
 
 @dataclass(frozen=True)
 class BlobInfo:
-    """What a caller needs of a stored blob: where it is and what its bytes are (hashes in hexadecimal)."""
+    """What a caller needs of a stored blob: where it is and what its bytes are (hashes in hexadecimal).
+
+    A put also says whether it ``created`` the blob (False: the bytes were already stored, or it replaced a
+    damaged copy other documents may point at) and gives its ``use_stamp``: a failed submission that created a
+    blob undoes it race-free with ``delete(address, last_use=info.use_stamp)``, which keeps the blob if any other
+    put relied on it since. Neither takes part in equality (two puts of the same bytes give equal infos).
+    """
 
     address: str
     size: int
     sha1: str
     sha256: str
+    created: bool = field(default=False, compare=False)
+    use_stamp: int = field(default=0, compare=False)
 
     @property
     def sha1_base64(self) -> str:
@@ -288,17 +296,20 @@ class BlobStore:
 
     # --- destruction ----------------------------------------------------------------------------------------------
 
-    def delete(self, address: str, *, min_idle: float = 0.0) -> DeleteOutcome:
+    def delete(self, address: str, *, min_idle: float = 0.0, last_use: int | None = None) -> DeleteOutcome:
         """Destroy a blob (crypto-shredding: its wrapped data key, then its data object).
 
         The store does not count references: the caller (the DSP) deletes a blob only when no document refers to
-        its address any more. ``min_idle`` closes the race with a put of the same bytes for a new document that
-        is not committed yet: a blob used by a put less than ``min_idle`` seconds ago is kept
-        (:attr:`DeleteOutcome.RECENTLY_USED`; try again later).
+        its address any more. Two guards close the race with a put of the same bytes for a document that is not
+        committed yet (:attr:`DeleteOutcome.RECENTLY_USED` when they keep it):
+
+        - ``min_idle`` (destruction after retention): keep a blob a put relied on less than this many seconds ago;
+        - ``last_use`` (undoing a failed submission): keep it unless its use stamp is still the one the caller's
+          own put returned (``BlobInfo.use_stamp``) — i.e. no other put relied on it since.
         """
         if not is_address(address):
             return DeleteOutcome.ABSENT
-        return self.backend.delete(address, min_idle)
+        return self.backend.delete(address, min_idle, last_use)
 
     # --- maintenance ----------------------------------------------------------------------------------------------
 
@@ -472,8 +483,7 @@ class BlobWriter:
             address = address_of(self.store.address_key(), sha256)
             info = BlobInfo(address, self._size, sha1.hex(), sha256.hex())
             record = self._record(address, Manifest(self._size, sha1, sha256, self._segment_size, int(time.time())))
-            self._commit(info, record)
-            return info
+            return self._commit(info, record)
         except BaseException:
             self.abort()
             raise
@@ -486,21 +496,23 @@ class BlobWriter:
         manifest_nonce, sealed = seal(self._cipher.manifest_key, manifest.encode(), _manifest_aad(address))
         return KeyRecord(active.kid, active.kcv, wrap_nonce, wrapped, manifest_nonce, sealed).encode()
 
-    def _commit(self, info: BlobInfo, record: bytes) -> None:
+    def _commit(self, info: BlobInfo, record: bytes) -> BlobInfo:
         store, address = self.store, info.address
         for _ in range(5):
             if self._pending.commit(address, record):
-                return
+                return replace(info, created=True, use_stamp=self._pending.stamp)
             state = _existing_state(store, info)
             if state == "sound":
-                if store.backend.touch(address):
+                stamp = store.backend.touch(address)
+                if stamp is not None:
                     self._pending.abort()
-                    return
+                    return replace(info, created=False, use_stamp=stamp)
                 continue  # destroyed between the two steps: store ours
             if state == "damaged":
+                # committed documents may point at this address: not "created" (a failed submission keeps it)
                 self._pending.commit(address, record, replace=True)
                 log.warning("blob_healed", address=address)
-                return
+                return replace(info, created=False, use_stamp=self._pending.stamp)
         raise BlobError(f"blob {address}: could not be stored (kept changing under concurrent writers)")
 
     def abort(self) -> None:
