@@ -40,11 +40,13 @@ console = Console()
 
 
 def write_delta(full: Path, delta: Path, every: int = 100) -> int:
-    """Every ``every``-th row of ``full`` changed: a new phone number, and for one in five an ended role, for one in
-    ten a suspension (rows of the same professional stay consistent: a professional's rows are all kept)."""
+    """The rows of every ``every``-th row's professional, changed: a new phone number, for one row in five hundred an
+    ended role, for one professional in ten a suspension (all of a professional's rows are kept and stay consistent:
+    the import refuses a row that states a professional differently from another)."""
     with full.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     chosen = {row["authorisation"] for index, row in enumerate(rows) if index % every == 0}
+    suspended = {row["authorisation"] for index, row in enumerate(rows) if index % 1000 == 0 and not row["status"]}
     changed = 0
     with delta.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
@@ -56,7 +58,7 @@ def write_delta(full: Path, delta: Path, every: int = 100) -> int:
                 row["role_phone"] = f"+352 27 {index % 1000:03d} {index % 997:03d}"
             if index % 500 == 0 and row["org_id"] and not row["role_until"]:
                 row["role_until"] = "2025-01-31"
-            if index % 1000 == 0 and not row["status"]:
+            if row["authorisation"] in suspended:  # on every row of the professional
                 row.update(status="suspended", status_date="2025-02-01", status_reason="suspension (benchmark)")
             writer.writerow(row)
             changed += 1

@@ -64,17 +64,23 @@ def references(value: Any) -> list[dict[str, Any]]:
     """Every logical reference to a directory resource in ``value`` (a Reference whose ``identifier`` has a
     business-key system and that has no literal ``reference`` yet), in document order."""
     found: list[dict[str, Any]] = []
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            ident = node.get("identifier")
-            if isinstance(ident, dict) and ident.get("system") in SYSTEM_TYPES and "reference" not in node:
-                found.append(node)
-            stack.extend(child for child in reversed(node.values()) if isinstance(child, dict | list))
-        elif isinstance(node, list):
-            stack.extend(child for child in reversed(node) if isinstance(child, dict | list))
+    _collect(value, found)
     return found
+
+
+def _collect(node: Any, found: list[dict[str, Any]]) -> None:
+    # written for speed: it runs over every resource of every line (a national import walks ~15 million nodes)
+    if type(node) is dict:
+        ident = node.get("identifier")
+        if type(ident) is dict and "reference" not in node and ident.get("system") in SYSTEM_TYPES:
+            found.append(node)
+        children: Any = node.values()
+    else:
+        children = node
+    for child in children:
+        kind = type(child)
+        if kind is dict or kind is list:
+            _collect(child, found)
 
 
 def ref_target(ref: dict[str, Any]) -> tuple[str, str]:
