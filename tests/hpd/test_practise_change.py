@@ -236,3 +236,46 @@ def _today() -> str:
     from esante.hpd.practise import today
 
     return today().isoformat()
+
+
+async def test_the_import_flow_is_idempotent(hpd: Platform) -> None:
+    """As ``esante hpd import`` does it: the line's Practitioner is written with the register's status, then the
+    change is made in the same transaction; importing the same line again writes nothing new."""
+    from esante.hpd.model import RightToPractise, right_to_practise_extension
+
+    ehid = ehealth_id(28)
+    await _directory(hpd, "p28", ehid)
+
+    async def import_line(status: Status, when: str) -> tuple[bool, int]:
+        async with hpd.database.transaction() as conn:
+            session = hpd.store.session(conn)
+            stored = await session.read("Practitioner", "p28")
+            assert stored is not None and stored.content is not None
+            old = orjson.loads(stored.content)
+            body = {k: v for k, v in old.items() if k not in ("meta", "extension", "active")}
+            body["extension"] = [right_to_practise_extension(RightToPractise(status, when))]
+            body["active"] = status is Status.ACTIVE
+            if {k: v for k, v in body.items() if k != "id"} != {
+                k: v for k, v in old.items() if k not in ("meta", "id")
+            }:
+                await session.update(body, stored)
+            change = await change_right_to_practise(
+                session, "p28", status, reason="register", source="import", agent=OPERATOR, effective=when,
+                allow_unchanged=True,
+            )  # fmt: skip
+            await session.flush()
+            version = await conn.fetchval(
+                "SELECT version_id FROM resource WHERE res_type = 'Practitioner' AND res_id = 'p28' AND is_current"
+            )
+        return change.changed, int(version)
+
+    changed, version = await import_line(Status.WITHDRAWN, "2026-11-02")
+    assert changed
+    assert await import_line(Status.WITHDRAWN, "2026-11-02") == (False, version)  # the same line again
+    restored, version = await import_line(Status.ACTIVE, "2026-11-20")
+    assert restored
+    assert await import_line(Status.ACTIVE, "2026-11-20") == (False, version)
+    practitioner = await _read(hpd, "Practitioner", "p28")
+    assert practitioner["active"] is True
+    assert practitioner["extension"] == [right_to_practise_extension(RightToPractise(Status.ACTIVE, "2026-11-20"))]
+    assert (await _read(hpd, "PractitionerRole", "p28-r"))["active"] is True

@@ -46,6 +46,7 @@ from esante.hpd.model import (
     RightToPractise,
     Status,
     right_to_practise_extension,
+    right_to_practise_of,
 )
 from esante.hpd.practise_audit import practise_event
 from esante.hpd.practise_model import (
@@ -335,8 +336,12 @@ async def _practitioner_before_write(event: HookEvent) -> None:
     if not res_id:
         return
     right = await store.current(event.session.conn, res_id)
-    if right is not None:
-        _stamp(resource, right.status, right.effective)
+    if right is None:
+        return
+    if right_to_practise_of(resource).status is right.status:  # the writer states the recorded status: kept as
+        resource["active"] = right.active  # written (its date too), so re-importing the same line changes nothing
+        return
+    _stamp(resource, right.status, right.effective)
 
 
 async def _role_before_write(event: HookEvent) -> None:
