@@ -240,3 +240,18 @@ async def test_suspension_then_withdrawal_then_restoration(db_url: str, tmp_path
         ]
         assert sorted(subtypes) == ["restore", "suspend", "withdraw"]
         assert await practise_rows(world) == (1, 3)
+
+
+async def test_acting_for_a_professional_needs_a_valid_ehealth_id(db_url: str, tmp_path: Path) -> None:
+    async with practise_world(db_url, tmp_path) as world, httpx.AsyncClient(timeout=30) as http:
+        hospital = await system_client(world.server, "hospital-2", scopes=SCOPES, kind="hospital")
+        for bad in ("123", "2850000013x", ehealth_id(3)[:-1] + str((int(ehealth_id(3)[-1]) + 1) % 10)):
+            response = await _acting_for(world, http, hospital, bad)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"] == "invalid_request"
+            assert "national_provider_identifier" in response.json()["error_description"]
+        granted = await _acting_for(world, http, hospital, ehealth_id(3))
+        assert granted.status_code == 200
+        claims = world.server.verify(granted.json()["access_token"])
+        assert claims.iua is not None and claims.iua.national_provider_identifier == ehealth_id(3)
+        assert claims.role == "system"
