@@ -314,3 +314,19 @@ def test_the_server_delivers_in_the_background(db_url: str, tmp_path: Path) -> N
             time.sleep(1.5)  # a further run sends nothing more
         recipients = sorted(r.recipients[0] for r in mail.mailbox.messages)
     assert recipients == ["anna@example.lu", "anna@example.lu"], "pa's two notifications; pb and dr1 have no account"
+
+
+def test_mark_all_read(world: World) -> None:
+    ids = world.ids
+
+    def marked(response: httpx.Response) -> int:
+        assert response.status_code == 200, response.text
+        return int(response.json()["parameter"][0]["valueInteger"])
+
+    assert marked(world.post("pa", "Communication/$mark-read")) == 2
+    assert marked(world.post("pa", "Communication/$mark-read")) == 0, "already read"
+    assert world.get("pa", "Communication?recipient=Patient/pa&received:missing=true").json()["total"] == 0
+    assert "received" not in world.get("all", f"Communication/{ids['pb-doc']}").json(), "another patient's untouched"
+    assert "received" not in world.get("all", f"Communication/{ids['dr1-grant']}").json(), "about pa, not to pa"
+    assert marked(world.post("dr1", "Communication/$mark-read")) == 1
+    _outcome(world.post("all", "Communication/$mark-read"), 403, "has notifications to mark read")

@@ -7,6 +7,8 @@
   one element, ``received`` (the reading time; the first one is kept), written as a new version by the
   notification service itself — patients have no general write right, and a PATCH would be a general write.
   Marking an already read notification read again changes nothing (200 with the current version).
+- ``POST Communication/$mark-read`` (type level): every unread notification addressed to the caller (1,000 at most
+  per call), found by a search through the policy seam; answers a Parameters with ``marked``.
 - ``GET|POST Patient/{id}/$notification-preferences`` (and ``Practitioner/{id}/…``): whether notifications are
   e-mailed, for every kind and kind by kind. Read by the person (a patient's assistant may read them too);
   changed by the person only (the e-mail goes to the account holder's address).
@@ -25,8 +27,10 @@ from esante.fhir.errors import bad_request, forbidden, unprocessable
 from esante.fhir.operations import OperationCall, OperationDefinition
 from esante.fhir.service import FhirService
 from esante.notify import outbox
-from esante.notify.kinds import known_kinds
+from esante.notify.kinds import KIND_SYSTEM, known_kinds
 from esante.notify.model import kind_of, recipients, with_read
+
+MARK_ALL_LIMIT = 1000
 
 
 def caller_person(ctx: RequestContext) -> str | None:
@@ -50,7 +54,8 @@ class MarkRead:
         self.clock = clock
 
     async def __call__(self, call: OperationCall) -> Outcome:
-        assert call.resource_id is not None
+        if call.resource_id is None:
+            return await self._all(call)
         current = (await self.service.read(call.session, call.ctx, "Communication", call.resource_id)).stored
         assert current is not None and current.content is not None
         resource = orjson.loads(current.content)
@@ -69,6 +74,36 @@ class MarkRead:
         outcome = self.service.read_outcome(stored, content_location=self.service.location(call.ctx, stored))
         outcome.touched = [stored]
         return outcome
+
+    async def _all(self, call: OperationCall) -> Outcome:
+        """Mark read every unread notification addressed to the caller (a "mark all as read" button)."""
+        person = caller_person(call.ctx)
+        if person is None:
+            raise forbidden("only a patient, their assistant or a professional has notifications to mark read")
+        query = [
+            ("recipient", person),
+            ("category", f"{KIND_SYSTEM}|"),
+            ("received:missing", "true"),
+            ("_count", str(MARK_ALL_LIMIT)),
+        ]
+        found = await self.service.search(call.session, call.ctx, "Communication", query)
+        body = found.body  # a Bundle dict whose resources are the stored bytes (orjson.Fragment), or bytes
+        bundle = orjson.loads(body if isinstance(body, bytes | bytearray) else orjson.dumps(body))
+        now = self.clock()
+        marked = []
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource") or {}
+            if entry.get("search", {}).get("mode", "match") != "match" or "id" not in resource:
+                continue
+            current = await call.session.read("Communication", resource["id"])
+            if current is None or current.deleted or current.content is None:
+                continue
+            updated = with_read(orjson.loads(current.content), now)
+            if updated is not None:
+                marked.append(await call.session.update(updated, current, method="PATCH"))
+        await call.session.flush()
+        body = {"resourceType": "Parameters", "parameter": [{"name": "marked", "valueInteger": len(marked)}]}
+        return Outcome(200, body, touched=marked)
 
 
 def _boolean(value: Any, name: str) -> bool:
@@ -167,11 +202,12 @@ def notify_operations(
             name="mark-read",
             handler=MarkRead(service, True, clock),
             instance=True,
+            type_level=True,
             resource_types=frozenset({"Communication"}),
             affects_state=True,
             requires="r",
-            documentation="Mark a notification read (its recipient only; sets Communication.received). "
-            "docs/notifications.md",
+            documentation="Mark a notification read (its recipient only; sets Communication.received); at type "
+            "level, every unread notification addressed to the caller. docs/notifications.md",
         ),
         OperationDefinition(
             name="mark-unread",
