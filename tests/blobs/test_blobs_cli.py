@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from esante.blobs import BlobStore
@@ -13,6 +16,7 @@ from esante.blobs.format import KeyRecord
 from esante.blobs.master_keys import parse_keys
 from esante.cli import app
 from esante.config import load_settings
+from esante.db.engine import sqlalchemy_url
 from tests.blobs.conftest import blob_path
 
 runner = CliRunner()
@@ -153,3 +157,34 @@ def test_the_generated_development_key_is_flagged(tmp_path: Path, monkeypatch: p
     monkeypatch.delenv("ESANTE_BLOB_KEYS_FILE", raising=False)
     result = runner.invoke(app, ["blobs", "status"])
     assert result.exit_code == 0 and "development default" in result.output
+
+
+def _audit_events(db_url: str) -> list[dict[str, Any]]:
+    engine = create_engine(sqlalchemy_url(db_url))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT content FROM resource WHERE res_type = 'AuditEvent' AND is_current").all()
+    engine.dispose()
+    events = [orjson.loads(bytes(row[0])) for row in rows]
+    return [e for e in events if e.get("subtype", [{}])[0].get("system") == "urn:esante:blob-operation"]
+
+
+def test_operator_commands_are_audited(
+    operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    address = _store().put(b"a document").address
+    new = runner.invoke(app, ["blobs", "new-key", "--kid", "k2026"]).stdout.strip()
+    monkeypatch.setenv("ESANTE_BLOB_KEYS", f"{operator_env['k2025']},{new}")
+    monkeypatch.setenv("ESANTE_BLOB_ACTIVE_KEY", "k2026")
+    assert runner.invoke(app, ["blobs", "rotate-key", "--db", db_url]).exit_code == 0
+    assert runner.invoke(app, ["blobs", "verify", "--db", db_url]).exit_code == 0
+    assert runner.invoke(app, ["blobs", "destroy", address, "--yes", "--db", db_url]).exit_code == 0
+    events = {e["subtype"][0]["code"]: e for e in _audit_events(db_url)}
+    assert sorted(events) == ["destroy", "rotate-key", "verify"]
+    rotation = events["rotate-key"]
+    details = {d["type"]: d["valueString"] for d in rotation["entity"][0]["detail"]}
+    assert rotation["type"]["code"] == "110113" and rotation["outcome"] == "0"
+    assert details["active-key"] == "k2026" and details["rotated"] == "1"
+    assert events["destroy"]["action"] == "D" and events["destroy"]["entity"][0]["what"]["display"] == f"blob {address}"
+    assert all(e["agent"][0]["who"]["identifier"]["system"] == "urn:esante:operator" for e in events.values())
+    dumped = orjson.dumps(list(events.values()))
+    assert operator_env["k2025"].split(":")[1].encode() not in dumped and new.split(":")[1].encode() not in dumped
