@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import replace
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from esante.blobs import BlobIntegrityError, BlobStore, VerifyStatus
+from esante.blobs import BlobError, BlobIntegrityError, BlobStore, VerifyStatus
 from esante.blobs.cipher import BlobCipher, seal, unseal
 from esante.blobs.format import HEADER_SIZE, KeyRecord, Manifest
 from esante.blobs.store import _manifest_aad, _wrap_aad
@@ -254,3 +257,31 @@ def test_a_put_heals_a_damaged_copy_of_the_same_bytes(small_store: BlobStore, bl
     assert small_store.put(data).address == address
     assert small_store.read_bytes(address) == data
     assert small_store.verify(address).status is VerifyStatus.OK
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["data", "key"]), where=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7))
+def test_any_single_bit_flip_is_an_error_or_the_original_bytes(
+    small_store: BlobStore, which: str, where: float, bit: int
+) -> None:
+    """Whatever bit of either file flips, a read raises or gives exactly the stored bytes — never other bytes.
+    (A flip in a base64 character's unused bits or in JSON whitespace can leave the record's meaning intact.)"""
+    data = b"".join(i.to_bytes(4, "big") for i in range(3 * SMALL_SEGMENT // 4 + 10))  # 4 segments
+    address = small_store.put(data).address
+    path = blob_path(small_store, address) / which
+    raw = bytearray(path.read_bytes())
+    original = bytes(raw)
+    raw[int(where * len(raw))] ^= 1 << bit
+    path.write_bytes(bytes(raw))
+    try:
+        with contextlib.suppress(BlobError):
+            assert small_store.read_bytes(address) == data
+        result = small_store.verify(address)
+        assert result.status in (
+            VerifyStatus.OK,
+            VerifyStatus.DAMAGED,
+            VerifyStatus.UNKNOWN_KEY,
+            VerifyStatus.WRONG_KEY,
+        )
+    finally:
+        path.write_bytes(original)
