@@ -29,7 +29,7 @@ def conformance(
         schedule = load_supporting_data(data)
         test_cases = read_cases(cases)
     except (SupportingDataError, ConformanceError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(2) from exc
     results = []
     with Progress(
@@ -40,7 +40,7 @@ def conformance(
             try:
                 results.append(check_case(schedule, case))
             except ConformanceError as exc:
-                console.print(f"[red]{case.case_id}: {exc}[/red]")
+                console.print(f"[red]{case.case_id}: {exc}[/red]", soft_wrap=True)
                 raise typer.Exit(2) from exc
             progress.advance(task)
     summary = report(results)

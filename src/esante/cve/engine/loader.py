@@ -66,8 +66,14 @@ def _parse_validated(content: bytes, schema_name: str, source: str) -> Element:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
         raise SupportingDataError(f"{source}: not well-formed XML: {exc}") from exc
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise SupportingDataError(f"{source}: a DOCTYPE is not allowed in supporting data")
     schema = _schema(schema_name)
-    if not schema.validate(root):
+    try:
+        valid = schema.validate(root)
+    except etree.Error as exc:
+        raise SupportingDataError(f"{source}: cannot be validated against {schema_name}: {exc}") from exc
+    if not valid:
         error = schema.error_log.last_error
         raise SupportingDataError(f"{source}: does not conform to {schema_name}: line {error.line}: {error.message}")
     return root
