@@ -107,3 +107,15 @@ async def test_a_malformed_request_writes_nothing(database: Database) -> None:
         with pytest.raises(NotificationError, match="recipient"):
             await notify(session, recipient="Device/d", kind="cve-reminder", text="x", key="k")
     assert await _count(database) == (0, 0)
+
+
+async def test_a_writer_session_of_the_services_own_needs_no_flush(database: Database) -> None:
+    """A service notifying through a fresh session on its transaction's connection (the DSP's writer pattern)."""
+    store = ResourceStore(database)
+    async with database.transaction() as conn:
+        outer = store.session(conn)
+        created = await notify(
+            outer.store.session(outer.conn), recipient="Patient/p1", kind="dsp-access-granted", text="x", key="k"
+        )
+        await outer.flush()
+    assert created.created and await _count(database) == (1, 1)

@@ -50,7 +50,8 @@ async def notify(
     ``text`` is the stored notification's short text (it may name what happened: the patient reads it once signed
     in); it never goes into an e-mail, whose text is fixed per kind. ``subject``: the Patient the notification is
     about (default: the recipient when a Patient); ``about``: references of what it is about. Raises
-    :class:`~esante.notify.model.NotificationError` for a malformed request (nothing written).
+    :class:`~esante.notify.model.NotificationError` for a malformed request (nothing written). Pass the
+    transaction's own session; the notification's rows are written before this returns.
     """
     request = NotificationRequest(recipient, kind, text, key, subject, tuple(about), priority)
     definition = check_request(request, known_kinds())
@@ -60,4 +61,7 @@ async def notify(
         existing = await outbox.id_for_key(session.conn, key)
         return Notified(existing or "", False)
     await session.create(communication(request, definition, now), res_id=new_id, client_id=False)
+    # written now rather than at the session's next flush: a service may hand in a writer session of its own
+    # that it never flushes again, and the outbox row must not commit without its Communication
+    await session.flush()
     return Notified(new_id, True)
