@@ -51,6 +51,10 @@ _TABLES = (
     "hpd_right_to_practise",
     "hpd_right_to_practise_history",
     "hpd_practise_held_role",
+    "dsp_record",
+    "dsp_destruction",
+    "dsp_grant",
+    "dsp_binary",
     "account",
     "account_delegation",
     "oauth_client",
@@ -128,7 +132,11 @@ async def platform(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) 
     # the audit trail is on, as in production; tests that count every stored version through /_history
     # (whose totals would include the AuditEvents of their own requests) are marked ``no_audit``
     audit = request.node.get_closest_marker("no_audit") is None
-    settings = Settings(var_dir=tmp_path, database_url=db_url, max_body_bytes=200_000, audit_enabled=audit)
+    # the core tests' all-rights establishment client reads everything, DSP documents included (the DSP's default
+    # refuses establishments without a professional: tests/dsp)
+    settings = Settings(
+        var_dir=tmp_path, database_url=db_url, max_body_bytes=200_000, audit_enabled=audit, dsp_establishment_reads=True
+    )
     built = build_platform(settings)
     await built.database.connect()
     await register_client(built.database)

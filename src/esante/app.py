@@ -22,6 +22,7 @@ from starlette.routing import Route
 from esante import __version__, logs
 from esante.config import Settings, load_settings
 from esante.db.engine import Database, create_database
+from esante.dsp.plugin import install_dsp
 from esante.fhir.definitions import get_registry
 from esante.fhir.hooks import HookRegistry
 from esante.fhir.http import FhirEndpoint
@@ -105,6 +106,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
         auditor,
     )
     platform.mpi_engine = install_mpi(platform)
+    install_dsp(platform)
     install_hpd(platform)
     install_notify(platform)
     return platform

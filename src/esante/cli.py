@@ -14,6 +14,7 @@ from rich.console import Console
 from esante.blobs.cli import blobs_app
 from esante.config import Settings, load_settings
 from esante.cve.cli import cve_app
+from esante.dsp.cli import dsp_app
 from esante.hpd.cli import hpd_app
 from esante.mpi.cli import mpi_app
 from esante.mpi.matching_cli import parameters_app as _registers_matching_commands  # noqa: F401
@@ -42,6 +43,7 @@ accounts_app = typer.Typer(help="eSanté accounts: creation, letters, suspension
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(mpi_app, name="mpi")
 app.add_typer(hpd_app, name="hpd")
+app.add_typer(dsp_app, name="dsp")
 app.add_typer(notify_app, name="notify")
 app.add_typer(cve_app, name="cve")
 app.add_typer(blobs_app, name="blobs")

@@ -47,6 +47,17 @@ class Settings:
     # off exists for benchmarks that measure the trail's own cost (the server logs a warning).
     audit_enabled: bool = True
     roles_file: str = ""  # JSON table of what each staff role may do; empty → the packaged default (roles.json)
+    # --- DSP, the shared care record (docs/dsp.md): PLATFORM.md's defaults ---
+    dsp_refusal_window_days: int = 30  # days a person has to refuse a new DSP before it opens (0: opens at once)
+    dsp_retention_years: int = 10  # years a closed DSP is kept before its destruction (`esante dsp destroy-due`)
+    dsp_relationship_days: int = 120  # days a therapeutic relationship lasts after the professional's last declaration
+    dsp_emergency_hours: int = 24  # hours an emergency (break-the-glass) access lasts
+    dsp_assistants_may_appoint: bool = False  # a DSP assistant may appoint other assistants (the holder always may)
+    dsp_open_on_certification: bool = True  # open a DSP for each new certified identity (store hook)
+    dsp_habilitation_file: str = ""  # profession x document class matrix (JSON); empty → the packaged one
+    # a system client acting as the establishment (no professional named) reads DSP documents by its scopes alone;
+    # off: only professionals (and clients acting for one) read a DSP, within the patient's grants
+    dsp_establishment_reads: bool = False
     # --- accounts (compte eSanté) ---
     password_min_length: int = 12
     patient_totp_required: bool = True  # professionals and staff always need a second factor

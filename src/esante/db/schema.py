@@ -424,3 +424,64 @@ notify_preference = Table(
     Column("email", Boolean, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# --- DSP, the shared care record (dsp/, docs/dsp.md). Times are epoch seconds. ---------------------------------
+# One row per person whose DSP was ever opened (pending in the refusal window, active, refused, closed, destroyed).
+dsp_record = Table(
+    "dsp_record",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),  # the certified Patient's id
+    Column("status", String(16), nullable=False),  # pending | active | refused | closed | destroyed
+    Column("opened_at", BigInteger, nullable=False),
+    Column("window_ends_at", BigInteger, nullable=False),  # a pending DSP is active from then on
+    Column("activated_at", BigInteger, nullable=True),
+    Column("refused_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("retention_until", BigInteger, nullable=True),  # a closed DSP is destroyed after this
+    Column("destroyed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_dsp_record_due", "status", "retention_until"),
+)
+
+# The proof of each destruction: what (whose DSP, how many resources of each type), when, and a SHA-256 over the
+# destroyed versions' ids and content hashes; no health data.
+dsp_destruction = Table(
+    "dsp_destruction",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("closed_at", BigInteger, nullable=False),
+    Column("retention_until", BigInteger, nullable=False),
+    Column("destroyed_at", BigInteger, nullable=False),
+    Column("counts", Text, nullable=False),  # JSON object: resource type (or blob kind) → count
+    Column("digest", CHAR(64), nullable=False),
+    Column("audit_event", String(64), nullable=True),
+    Index("ix_dsp_destruction_patient", "patient_id"),
+)
+
+# The grants, derived from the DSP's Consent resources in the same transaction (the Consent is the source of truth;
+# this is its index for the access rule's SQL). One row per DSP Consent.
+dsp_grant = Table(
+    "dsp_grant",
+    metadata,
+    Column("rid", BigInteger, primary_key=True, autoincrement=False),  # the Consent's rid
+    Column("consent_id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # trusted-circle | referent | relationship | emergency | block | ...
+    Column("practitioner_id", String(64), nullable=True),  # the professional it names (None: opt-out, assistant)
+    Column("status", String(16), nullable=False),  # active | inactive
+    Column("starts_at", BigInteger, nullable=True),
+    Column("ends_at", BigInteger, nullable=True),  # None: permanent
+    Index("ix_dsp_grant_practitioner", "practitioner_id", "patient_id", "kind"),
+    Index("ix_dsp_grant_patient", "patient_id", "kind"),
+)
+
+# Binary.securityContext → DocumentReference, the one link the search index does not hold (no R4 search parameter):
+# a Binary of a DSP document is governed by its document's access.
+dsp_binary = Table(
+    "dsp_binary",
+    metadata,
+    Column("rid", BigInteger, primary_key=True, autoincrement=False),  # the Binary's rid
+    Column("document_id", String(64), nullable=False),  # the DocumentReference's id
+    Index("ix_dsp_binary_document", "document_id"),
+)

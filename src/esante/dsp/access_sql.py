@@ -1,0 +1,219 @@
+"""The SQL of the DSP access rule: each fact it needs, as a condition on the row of the resource being decided.
+
+Pure: functions return ``(sql, params)`` with ``{r}`` standing for the resource row (``resource`` table: ``rid``,
+``res_id``) and ``?`` placeholders, to become :class:`~esante.security.pdp.restrictions.SqlCondition`\\ s. Every
+fact is read where it lives, current state only, so a search, its total, a chain, an include, a history and a read
+by id all get the same answer in one statement:
+
+- a document's patient, class, confidentiality and authors: the search index (``idx_reference`` ``patient``,
+  ``author``/``source``; ``idx_token`` ``category``, ``security-label``) — the current version's values, so an old
+  version of a document hidden today is hidden too;
+- a DSP's state: ``dsp_record`` (a pending record whose refusal window is over counts as active);
+- the grants: ``dsp_grant`` (derived from the Consents); a PractitionerRole author: its ``practitioner``
+  reference in the index; a Binary's document: ``dsp_binary``;
+- the right to practise: the HPD's ``practising_sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from esante.dsp.grants_model import Kind
+from esante.dsp.habilitation import Classes
+from esante.dsp.model import CONFIDENTIALITY_SYSTEM, DOCUMENT_CLASS_SYSTEM
+from esante.hpd.practise import practising_sql
+
+Sql = tuple[str, tuple[Any, ...]]
+
+ACTIVE_RECORD = "(dsp_rec.status = 'active' OR (dsp_rec.status = 'pending' AND dsp_rec.window_ends_at <= ?))"
+_PATIENT_OF = "dsp_pt.rid = {r}.rid AND dsp_pt.param = 'patient' AND dsp_pt.target_type = 'Patient'"
+
+
+def _kinds(kinds: Sequence[Kind]) -> str:
+    return ", ".join(f"'{kind.value}'" for kind in kinds)
+
+
+def _in_force(alias: str) -> str:
+    """Grant row ``alias`` active now (params: now, now)."""
+    return (
+        f"{alias}.status = 'active' AND ({alias}.starts_at IS NULL OR {alias}.starts_at <= ?)"
+        f" AND ({alias}.ends_at IS NULL OR {alias}.ends_at > ?)"
+    )
+
+
+def and_(*parts: Sql) -> Sql:
+    real = [p for p in parts if p[0] != "1 = 1"]
+    if not real:
+        return "1 = 1", ()
+    if any(p[0] == "1 = 0" for p in real):
+        return "1 = 0", ()
+    return " AND ".join(f"({s})" for s, _ in real), tuple(v for _, ps in real for v in ps)
+
+
+def governed() -> Sql:
+    """A document or list of a patient who has a DSP (whatever its state)."""
+    return (
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF})",
+        (),
+    )
+
+
+def open_dsp(now: int) -> Sql:
+    """A document or list of a patient whose DSP is open now."""
+    return (
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF} AND {ACTIVE_RECORD})",
+        (now,),
+    )
+
+
+def granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_opt_out: bool = False) -> Sql:
+    """A document or list of a patient whose DSP is open and who granted ``practitioner`` one of ``kinds`` (in
+    force now); ``no_opt_out``: and who did not opt out of emergency access."""
+    sql = (
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        " JOIN dsp_grant dsp_g ON dsp_g.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF} AND {ACTIVE_RECORD} AND dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(kinds)})"
+        f" AND {_in_force('dsp_g')}"
+    )
+    params: list[Any] = [now, practitioner, now, now]
+    if no_opt_out:
+        sql += (
+            " AND NOT EXISTS (SELECT 1 FROM dsp_grant dsp_o WHERE dsp_o.patient_id = dsp_pt.target_id"
+            f" AND dsp_o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND {_in_force('dsp_o')})"
+        )
+        params += [now, now]
+    return sql + ")", tuple(params)
+
+
+def blocked(practitioner: str, now: int) -> Sql:
+    """A document or list of a patient who blocked ``practitioner``."""
+    return (
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_grant dsp_g ON dsp_g.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF} AND dsp_g.practitioner_id = ? AND dsp_g.kind = '{Kind.BLOCK.value}'"
+        f" AND {_in_force('dsp_g')})",
+        (practitioner, now, now),
+    )
+
+
+def authored(practitioner: str, param: str) -> Sql:
+    """A resource whose ``param`` (``author`` of a DocumentReference, ``source`` of a List) names ``practitioner``
+    or one of their PractitionerRoles."""
+    return (
+        f"EXISTS (SELECT 1 FROM idx_reference dsp_a WHERE dsp_a.rid = {{r}}.rid AND dsp_a.param = '{param}' AND"
+        " ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?) OR (dsp_a.target_type = 'PractitionerRole'"
+        " AND dsp_a.target_id IN (SELECT dsp_role.res_id FROM idx_reference dsp_prr JOIN resource dsp_role"
+        " ON dsp_role.rid = dsp_prr.rid AND dsp_role.is_current WHERE dsp_prr.res_type = 'PractitionerRole'"
+        " AND dsp_prr.param = 'practitioner' AND dsp_prr.target_type = 'Practitioner' AND dsp_prr.target_id = ?))))",
+        (practitioner, practitioner),
+    )
+
+
+def of_classes(classes: Classes) -> Sql:
+    """A DocumentReference of one of ``classes`` (every class, and none, when ``classes.everything``)."""
+    if classes.everything:
+        return "1 = 1", ()
+    if not classes.codes:
+        return "1 = 0", ()
+    codes = sorted(classes.codes)
+    marks = ", ".join("?" * len(codes))
+    return (
+        "EXISTS (SELECT 1 FROM idx_token dsp_c WHERE dsp_c.rid = {r}.rid AND dsp_c.param = 'category'"
+        f" AND dsp_c.system = ? AND dsp_c.code IN ({marks}))",
+        (DOCUMENT_CLASS_SYSTEM, *codes),
+    )
+
+
+def labelled(levels: Sequence[str]) -> Sql:
+    """A DocumentReference carrying one of the confidentiality ``levels``."""
+    marks = ", ".join("?" * len(levels))
+    return (
+        "EXISTS (SELECT 1 FROM idx_token dsp_l WHERE dsp_l.rid = {r}.rid AND dsp_l.param = 'security-label'"
+        f" AND dsp_l.system = ? AND dsp_l.code IN ({marks}))",
+        (CONFIDENTIALITY_SYSTEM, *levels),
+    )
+
+
+def not_(part: Sql) -> Sql:
+    if part[0] == "1 = 1":
+        return "1 = 0", ()
+    if part[0] == "1 = 0":
+        return "1 = 1", ()
+    return f"NOT ({part[0]})", part[1]
+
+
+def own_patient(patient: str, now: int) -> Sql:
+    """A document or list of ``patient`` whose DSP is open (the patient's personal area)."""
+    return (
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF} AND dsp_pt.target_id = ? AND {ACTIVE_RECORD})",
+        (patient, now),
+    )
+
+
+def of_binary(inner: Sql) -> Sql:
+    """A Binary whose ``securityContext`` DocumentReference satisfies ``inner`` (written for ``{r}``)."""
+    sql = inner[0].replace("{r}", "dsp_doc")
+    return (
+        "EXISTS (SELECT 1 FROM dsp_binary dsp_b JOIN resource dsp_doc ON dsp_doc.res_type = 'DocumentReference'"
+        f" AND dsp_doc.res_id = dsp_b.document_id AND dsp_doc.is_current WHERE dsp_b.rid = {{r}}.rid AND ({sql}))",
+        inner[1],
+    )
+
+
+def own_grant(practitioner: str, kinds: Sequence[Kind], now: int) -> Sql:
+    """A DSP Consent granting ``practitioner`` one of ``kinds``, of a DSP open now."""
+    return (
+        "EXISTS (SELECT 1 FROM dsp_grant dsp_g JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_g.patient_id"
+        f" WHERE dsp_g.rid = {{r}}.rid AND dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(kinds)})"
+        f" AND {ACTIVE_RECORD})",
+        (practitioner, now),
+    )
+
+
+def dsp_consent() -> Sql:
+    return "EXISTS (SELECT 1 FROM dsp_grant dsp_g WHERE dsp_g.rid = {r}.rid)", ()
+
+
+def patient_granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_opt_out: bool = False) -> Sql:
+    """A Patient whose DSP is open and who granted ``practitioner`` one of ``kinds``."""
+    sql = (
+        "{r}.res_id IN (SELECT dsp_g.patient_id FROM dsp_grant dsp_g JOIN dsp_record dsp_rec"
+        f" ON dsp_rec.patient_id = dsp_g.patient_id WHERE dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(kinds)})"
+        f" AND {_in_force('dsp_g')} AND {ACTIVE_RECORD}"
+    )
+    params: list[Any] = [practitioner, now, now, now]
+    if no_opt_out:
+        sql += (
+            " AND NOT EXISTS (SELECT 1 FROM dsp_grant dsp_o WHERE dsp_o.patient_id = dsp_g.patient_id"
+            f" AND dsp_o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND {_in_force('dsp_o')})"
+        )
+        params += [now, now]
+    return sql + ")", tuple(params)
+
+
+def patient_authored(practitioner: str, now: int) -> Sql:
+    """A Patient whose DSP is open and holds a document ``practitioner`` authored (directly; the PractitionerRole
+    path is for the documents themselves)."""
+    return (
+        "{r}.res_id IN (SELECT dsp_pt.target_id FROM idx_reference dsp_a JOIN idx_reference dsp_pt"
+        " ON dsp_pt.rid = dsp_a.rid AND dsp_pt.param = 'patient' AND dsp_pt.target_type = 'Patient'"
+        " JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        " WHERE dsp_a.res_type = 'DocumentReference' AND dsp_a.param = 'author' AND dsp_a.target_type = 'Practitioner'"
+        f" AND dsp_a.target_id = ? AND {ACTIVE_RECORD})",
+        (practitioner, now),
+    )
+
+
+def patient_blocked(practitioner: str, now: int) -> Sql:
+    return (
+        "{r}.res_id IN (SELECT dsp_g.patient_id FROM dsp_grant dsp_g WHERE dsp_g.practitioner_id = ?"
+        f" AND dsp_g.kind = '{Kind.BLOCK.value}' AND {_in_force('dsp_g')})",
+        (practitioner, now, now),
+    )
+
+
+def not_practising(practitioner: str) -> Sql:
+    return f"NOT ({practising_sql('?')})", (practitioner,)
