@@ -19,6 +19,7 @@ import os
 import resource
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from bench.databases import reset
 from bench.machine import describe
 from esante.app import build_platform
 from esante.config import Settings
-from esante.hpd.csv_source import COLUMNS, read_csv
+from esante.hpd.csv_source import COLUMNS, read_csv_rows
 from esante.hpd.directory_import import DirectoryImporter
+from esante.hpd.prepare_pool import prepared_lines
 from esante.hpd.synthetic import DirectoryConfig, write_directory_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,9 @@ def write_delta(full: Path, delta: Path, every: int = 100) -> int:
     return changed
 
 
-async def run_imports(url: str, files: dict[str, Path], rows: dict[str, int], batch: int) -> dict[str, Any]:
+async def run_imports(
+    url: str, files: dict[str, Path], rows: dict[str, int], batch: int, workers: int
+) -> dict[str, Any]:
     platform = build_platform(Settings(database_url=url, warm_up=False, audit_enabled=False))
     await platform.database.connect()
     try:
@@ -79,7 +83,8 @@ async def run_imports(url: str, files: dict[str, Path], rows: dict[str, int], ba
                     progress.update(task, completed=done)
 
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                result = await importer.run(read_csv(path), advance)
+                lines = prepared_lines(read_csv_rows(path), date.today(), workers)
+                result = await importer.run(lines, advance)
             runs[name] = {
                 "lines": result.read,
                 "professionals": result.professionals,
@@ -93,6 +98,7 @@ async def run_imports(url: str, files: dict[str, Path], rows: dict[str, int], ba
                 "professionals_per_s": round(result.professionals / result.seconds, 1) if result.seconds else 0,
                 "peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "peak_rss_mb_before": round(rss_before, 1),
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],
             }
             console.print(name, runs[name])
         async with platform.database.read() as conn:
@@ -115,6 +121,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", default=DEFAULT_URL)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="processes preparing the CSV rows (0: in-process)")
     args = parser.parse_args()
     reset(args.db)
     with tempfile.TemporaryDirectory() as folder:
@@ -125,7 +132,7 @@ def main() -> None:
         delta_rows = write_delta(full, delta)
         files = {"first": full, "again": full, "delta": delta}
         rows = {"first": summary.rows, "again": summary.rows, "delta": delta_rows}
-        measured = asyncio.run(run_imports(args.db, files, rows, args.batch))
+        measured = asyncio.run(run_imports(args.db, files, rows, args.batch, args.workers))
         size = full.stat().st_size
     output = {
         "benchmark": "hpd_import",
@@ -135,6 +142,7 @@ def main() -> None:
         "sites": summary.sites,
         "file_bytes": size,
         "batch": args.batch,
+        "workers": args.workers,
         "generation_seconds": round(generated, 2),
         **measured,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

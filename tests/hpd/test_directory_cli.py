@@ -147,3 +147,29 @@ async def test_the_code_systems_are_written_once_and_served_to_everyone(db_url: 
         if platform.auditor is not None:
             await platform.auditor.close()
         await platform.database.close()
+
+
+def test_rows_prepared_by_worker_processes_are_the_rows_prepared_in_process(tmp_path: Path) -> None:
+    from datetime import date
+
+    from esante.hpd.csv_source import read_csv_rows
+    from esante.hpd.prepare_pool import prepared_lines
+
+    path = tmp_path / "directory.csv"
+    write_directory_csv(DirectoryConfig(count=500, seed=3), path)
+    with path.open(encoding="utf-8") as handle:
+        text = handle.read().splitlines()
+    text[5] = text[5].replace(",LU,", ",Luxembourg,", 1)  # a bad country
+    text.insert(9, "not,a,row")  # too few cells: required values missing
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    today = date(2025, 6, 1)
+    local = list(read_csv(path, today))
+    pooled = list(prepared_lines(read_csv_rows(path), today, workers=2))
+    assert [n for n, _ in pooled] == [n for n, _ in local]
+    assert [r for r in pooled if isinstance(r[1], str)] == [r for r in local if isinstance(r[1], str)]
+    assert len([r for r in local if isinstance(r[1], str)]) == 2
+    for (_, mine), (_, theirs) in zip(local, pooled, strict=True):
+        if not isinstance(mine, str):
+            assert not isinstance(theirs, str)
+            assert [(i.type, i.key, i.body) for i in mine.items] == [(i.type, i.key, i.body) for i in theirs.items]
+            assert all(i.checked for i in theirs.items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import getpass
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,10 @@ def import_directory(
         Path | None, typer.Option("--rejects", help="Write the rejected lines (line, reason) to this CSV.")
     ] = None,
     batch: Annotated[int, typer.Option("--batch", help="Lines per transaction.")] = 500,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes preparing CSV rows (default: 2 on PostgreSQL for files over 1 MB)."),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -38,13 +43,17 @@ def import_directory(
         typer.echo(f"error: {file} is not a readable file", err=True)
         raise typer.Exit(2)
     settings = _settings(config, db)
+    if workers is None:
+        big = file.stat().st_size > 1_000_000 and settings.effective_database_url.startswith("postgres")
+        workers = min(2, os.cpu_count() or 1) if big else 0
 
     async def run() -> None:
         async with open_platform(settings) as platform:
             importer = DirectoryImporter(platform.store, batch_size=batch, operator=getpass.getuser())
             with progress_bar("importing the directory") as progress:
                 task = progress.add_task("import", total=_count_lines(file))
-                result = await importer.run(read_file(file), lambda done: progress.update(task, completed=done))
+                lines = read_file(file, workers)
+                result = await importer.run(lines, lambda done: progress.update(task, completed=done))
             if platform.auditor is not None:
                 event = import_event(result, file.name, getpass.getuser(), settings.effective_audience)
                 await platform.auditor.record_events([event])
@@ -68,12 +77,18 @@ def import_directory(
     asyncio.run(run())
 
 
-def read_file(path: Path) -> Iterator[tuple[int, Line | str]]:
-    """By extension: ``.csv`` → the CSV format, anything else (``.ndjson``, ``.jsonl``) → NDJSON."""
-    from esante.hpd.csv_source import read_csv
-    from esante.hpd.ndjson_source import read_ndjson
+def read_file(path: Path, workers: int = 0) -> Iterator[tuple[int, Line | str]]:
+    """By extension: ``.csv`` → the CSV format (rows prepared by ``workers`` processes, 0: in this one), anything
+    else (``.ndjson``, ``.jsonl``) → NDJSON."""
+    from datetime import date
 
-    return read_csv(path) if path.suffix.lower() == ".csv" else read_ndjson(path)
+    from esante.hpd.csv_source import read_csv_rows
+    from esante.hpd.ndjson_source import read_ndjson
+    from esante.hpd.prepare_pool import prepared_lines
+
+    if path.suffix.lower() != ".csv":
+        return read_ndjson(path)
+    return prepared_lines(read_csv_rows(path), date.today(), workers)
 
 
 def _count_lines(path: Path) -> int:

@@ -128,6 +128,21 @@ def read_csv(path: Path, today: date | None = None) -> Iterator[tuple[int, Line 
     """The rows of ``path`` as lines (or the reason each is refused). A header lacking a required column, or
     naming an unknown one, refuses the file at line 1."""
     today = today or date.today()
+    for number, row in read_csv_rows(path):
+        yield number, row if isinstance(row, str) else prepare_row(number, row, today)
+
+
+def prepare_row(number: int, row: Mapping[str, str | None], today: date) -> Line | str:
+    """:func:`row_to_line`, or the reason the row is refused."""
+    try:
+        return row_to_line(number, row, today)
+    except RowError as error:
+        return str(error)
+
+
+def read_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str | None] | str]]:
+    """The rows of ``path`` (column -> cell) by line number, unchecked; a string is the reason a row (or, at line 1,
+    the whole file) is refused."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
@@ -145,10 +160,7 @@ def read_csv(path: Path, today: date | None = None) -> Iterator[tuple[int, Line 
             if None in row:
                 yield number, f"{len(row[None])} cell(s) more than the header has columns"
                 continue
-            try:
-                yield number, row_to_line(number, row, today)
-            except RowError as error:
-                yield number, str(error)
+            yield number, row
 
 
 def row_to_line(number: int, row: Mapping[str, str | None], today: date) -> Line:
