@@ -222,3 +222,11 @@ def test_the_engine_is_pure(tmp_path: Path) -> None:
     data = infant_series(tmp_path)
     patient = Patient(BIRTH, doses=(AdministeredDose(date(2024, 3, 1), "901"),))
     assert assess(data, patient, date(2024, 3, 1)) == assess(data, patient, date(2024, 3, 1))
+
+
+def test_administrative_guidance(tmp_path: Path) -> None:
+    data = infant_series(tmp_path, vaccine_contraindications={"107": ["999"]})
+    patient = Patient(BIRTH, observations=(Observation("107"),))
+    forecast = group(data, patient, date(2024, 3, 1))
+    assert forecast.status is SeriesStatus.NOT_COMPLETE  # 999 is not a vaccine of this series
+    assert forecast.guidance == ("t",)  # the contraindication's text is passed on to the provider

@@ -122,3 +122,11 @@ def test_external_entities_are_not_resolved(tmp_path: Path) -> None:
     path.write_text(doctype + text.replace("<seriesName>s</seriesName>", "<seriesName>&x;</seriesName>"))
     with pytest.raises(SupportingDataError, match="DOCTYPE is not allowed"):
         load_supporting_data(tmp_path)
+
+
+def test_observation_codes_from_standard_terminologies(cdc_folder: Path) -> None:
+    data = load_supporting_data(cdc_folder)
+    assert data.observation_code("SNOMED", "370388006") == data.observation_code("snomed", " 370388006 ")
+    code = data.observation_code("SNOMED", "370388006")
+    assert code is not None and code in data.observations
+    assert data.observation_code("SNOMED", "0") is None

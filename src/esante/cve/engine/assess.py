@@ -103,7 +103,17 @@ def _priority(ps: PatientSeries) -> bool:
     return bool(intervals) and all(i.priority for i in intervals)
 
 
-def _antigen_forecast(ps: PatientSeries, original_index: list[int]) -> AntigenForecast:
+def _guidance(ctx: Context, antigen: Antigen, ps: PatientSeries) -> tuple[str, ...]:
+    """FORECASTGUIDANCE-1: the series' guidance, the guidance of indications the patient has, and the text of the
+    contraindications that apply."""
+    texts: list[str] = list(ps.series.admin_guidance)
+    texts += [i.guidance for i in ps.series.indications if i.guidance and i.observation_code in ctx.active_codes]
+    texts += [c.text for c in antigen.antigen_contraindications if c.observation_code in ctx.active_codes and c.text]
+    texts += [c.text for c in antigen.vaccine_contraindications if c.observation_code in ctx.active_codes and c.text]
+    return tuple(dict.fromkeys(t for t in texts if t))
+
+
+def _antigen_forecast(ps: PatientSeries, original_index: list[int], guidance: tuple[str, ...] = ()) -> AntigenForecast:
     evaluations = tuple(
         DoseEvaluation(
             dose_index=original_index[r.record.index],
@@ -128,6 +138,7 @@ def _antigen_forecast(ps: PatientSeries, original_index: list[int]) -> AntigenFo
         evaluations=evaluations,
         priority_forecast=_priority(ps),
         dose_number=dose_number(ps),
+        guidance=guidance,
     )
 
 
@@ -177,9 +188,10 @@ def _group_forecast(
     """Chapter 9: FORECASTVG-1..9, FORECASTDN-2, SINGLEANTVG-1/2, MULTIANTVG-1."""
     status = _single_antigen_status(members) if single_antigen else _group_status(members)
     forecasts = [m.forecast for m in members if m.forecast is not None and m.status is SeriesStatus.NOT_COMPLETE]
-    reasons = tuple(m.reason for m in members if m.reason)
+    reasons = tuple(dict.fromkeys(m.reason for m in members if m.reason))
+    guidance = tuple(dict.fromkeys(t for m in members for t in m.guidance))
     if status is not SeriesStatus.NOT_COMPLETE or not forecasts:
-        return VaccineGroupForecast(name, series_type, status, None, reasons, tuple(members))
+        return VaccineGroupForecast(name, series_type, status, None, reasons, tuple(members), guidance)
     earliest_dates = [f.earliest for f in forecasts if f.earliest is not None]
     if single_antigen:
         earliest = min(earliest_dates)
@@ -207,7 +219,7 @@ def _group_forecast(
         unadjusted_past_due=min(unadjusted_pds) if unadjusted_pds else None,
         recommended_vaccines=tuple(vaccines),
     )
-    return VaccineGroupForecast(name, series_type, status, forecast, reasons, tuple(members))
+    return VaccineGroupForecast(name, series_type, status, forecast, reasons, tuple(members), guidance)
 
 
 def _root(parent: dict[str, str], x: str) -> str:
@@ -299,7 +311,10 @@ def assess(
             ctx.dose_status = statuses
             best = run_all()
 
-    antigen_forecasts = {name: [_antigen_forecast(ps, original_index) for ps in pss] for name, pss in best.items()}
+    antigen_forecasts = {
+        name: [_antigen_forecast(ps, original_index, _guidance(ctx, data.antigens[name], ps)) for ps in pss]
+        for name, pss in best.items()
+    }
     group_forecasts: list[VaccineGroupForecast] = []
     for group in groups:
         dates = [r.date for a in group.antigens for r in records.get(a, [])]

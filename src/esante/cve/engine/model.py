@@ -289,6 +289,15 @@ class SupportingData:
     live_virus_conflicts: Mapping[str, tuple[LiveVirusConflict, ...]]  # keyed by current CVX
     observations: Mapping[str, ObservationDefinition]
 
+    def observation_code(self, system: str, code: str) -> str | None:
+        """The CDSi observation code for a coded value (e.g. SNOMED, CDCPHINVS) per the schedule's observation
+        table, so that records coded in a standard terminology can be assessed; None when it maps to none."""
+        wanted = (system.strip().upper(), code.strip())
+        for observation in self.observations.values():
+            if any((s.upper(), c) == wanted for s, c in observation.coded_values):
+                return observation.code
+        return None
+
     def vaccine_group_of(self, antigen: str) -> VaccineGroup | None:
         for group in self.vaccine_groups.values():
             if antigen in group.antigens:

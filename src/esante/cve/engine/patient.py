@@ -140,6 +140,7 @@ class AntigenForecast:
     evaluations: tuple[DoseEvaluation, ...]
     priority_forecast: bool = False  # FORECASTPRIORITY-1
     dose_number: int = 1  # FORECASTDN-1, also for a complete series (it enters FORECASTDN-2)
+    guidance: tuple[str, ...] = ()  # FORECASTGUIDANCE-1
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ class VaccineGroupForecast:
     forecast: Forecast | None
     reasons: tuple[str, ...]
     antigens: tuple[AntigenForecast, ...]
+    guidance: tuple[str, ...] = ()  # administrative guidance for the provider (FORECASTGUIDANCE-1)
 
 
 @dataclass(frozen=True, slots=True)
