@@ -193,6 +193,8 @@ def _summary(response: httpx.Response) -> Any:
         body = response.json()
         assert body["resourceType"] == "OperationOutcome", body
         return response.status_code
+    if not response.headers.get("content-type", "").startswith("application/fhir+json"):
+        return response.status_code  # a Binary's own content (FHIR Binary read with Accept */*; MHD ITI-68)
     body = response.json()
     if body.get("resourceType") != "Bundle":
         return response.status_code

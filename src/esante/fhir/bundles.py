@@ -9,6 +9,11 @@ status and an OperationOutcome naming ``Bundle.entry[i]``.
 
 batch: each entry in its own database transaction; a failing entry reports its OperationOutcome in its
 ``response.outcome`` and the others still apply.
+
+Services may claim some transactions (``BundleProcessor.claim``): IHE MHD's Provide Document Bundle [ITI-65] is a
+transaction whose documents go to the blob store and whose metadata is checked first. The claiming handler
+rewrites the Bundle and runs it through :meth:`BundleProcessor.run_transaction`, the same processing as any
+transaction, with a callback that runs inside the database transaction once every entry is written.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 404: "
 Dispatch = Callable[
     [StoreSession, RequestContext, str, str, list[tuple[str, str]], dict[str, str], Any], Awaitable[Outcome]
 ]
+# a service's handling of the transactions it claims (ctx, the parsed Bundle) → the response
+TransactionHandler = Callable[[RequestContext, dict[str, Any]], Awaitable[Outcome]]
+# runs inside a transaction's database transaction after its writes: (session, the response entries in request
+# order); raising a FhirError rolls everything back
+BeforeCommit = Callable[[StoreSession, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -167,6 +177,11 @@ class BundleProcessor:
         self.service = service
         self.dispatch = dispatch
         self.max_entries = max_entries
+        self._claims: list[tuple[Callable[[dict[str, Any]], bool], TransactionHandler]] = []
+
+    def claim(self, claims: Callable[[dict[str, Any]], bool], handler: TransactionHandler) -> None:
+        """Let ``handler`` process the transaction Bundles ``claims`` recognises (checked in registration order)."""
+        self._claims.append((claims, handler))
 
     async def process(self, ctx: RequestContext, bundle: Any) -> Outcome:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -180,21 +195,40 @@ class BundleProcessor:
                 f"Bundle.type must be 'batch' or 'transaction' to be processed, not '{kind}'",
                 expression="Bundle.type",
             )
+        if kind == "transaction":
+            for claims, handler in self._claims:
+                if claims(bundle):
+                    return await handler(ctx, bundle)
+            return await self.run_transaction(ctx, bundle)
         entries = _parse_entries(bundle, self.max_entries)
         touched: list[StoredResource] = []
         token = _TOUCHED.set(touched)
         try:
-            if kind == "transaction":
-                responses = await self._transaction(ctx, entries)
-            else:
-                responses = await self._batch(ctx, entries)
+            responses = await self._batch(ctx, entries)
         finally:
             _TOUCHED.reset(token)
-        body = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses}
+        body = {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+        return Outcome(200, body, touched=touched)
+
+    async def run_transaction(
+        self, ctx: RequestContext, bundle: dict[str, Any], before_commit: BeforeCommit | None = None
+    ) -> Outcome:
+        """Process ``bundle`` as a transaction (its ``type`` is not looked at); ``before_commit`` runs inside the
+        database transaction after every entry is written, with the response entries in request order."""
+        entries = _parse_entries(bundle, self.max_entries)
+        touched: list[StoredResource] = []
+        token = _TOUCHED.set(touched)
+        try:
+            responses = await self._transaction(ctx, entries, before_commit)
+        finally:
+            _TOUCHED.reset(token)
+        body = {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
         return Outcome(200, body, touched=touched)
 
     # ------------------------------------------------------------------ transaction
-    async def _transaction(self, ctx: RequestContext, entries: list[_Entry]) -> list[dict[str, Any]]:
+    async def _transaction(
+        self, ctx: RequestContext, entries: list[_Entry], before_commit: BeforeCommit | None = None
+    ) -> list[dict[str, Any]]:
         targets = [(e.method, e.path.split("/")[0], e.path) for e in entries if e.method in ("PUT", "PATCH", "DELETE")]
         seen: set[str] = set()
         for _method, _type, path in targets:
@@ -240,8 +274,11 @@ class BundleProcessor:
                     )
                 else:
                     results[entry.index] = await self._run(session, ctx, entry)
+            responses = [results[e.index] for e in entries]
+            if before_commit is not None:
+                await before_commit(session, responses)
             await session.flush()
-        return [results[e.index] for e in entries]
+        return responses
 
     async def _assign_ids(
         self,
@@ -337,6 +374,7 @@ class BundleProcessor:
                     prefix + i.diagnostics,
                     i.severity,
                     i.expression or (f"Bundle.entry[{entry.index}]",),
+                    i.details_code,
                 )
                 for i in exc.issues
             ]

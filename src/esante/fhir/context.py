@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +26,16 @@ class RequestContext:
 
 @dataclass
 class Outcome:
-    """What an interaction produced: status, body (stored bytes or a generated dict), headers."""
+    """What an interaction produced: status, body (stored bytes or a generated dict), headers.
+
+    ``stream`` (with ``media_type``) replaces the FHIR body with raw bytes streamed to the client: a document's
+    content (IHE MHD ITI-68) served from the blob store as it is decrypted.
+    """
 
     status: int
     body: bytes | dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     stored: StoredResource | None = None
     touched: list[StoredResource] | None = None  # what a search/delete read or removed (for the audit trail)
+    stream: AsyncIterator[bytes] | None = None
+    media_type: str | None = None

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 import structlog
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from esante.config import Settings
 from esante.fhir.context import Outcome, RequestContext
@@ -31,8 +32,18 @@ _DROP_PARAMS = {"_format", "_pretty"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+def _raw_content_read(request: Request) -> bool:
+    """A read of a Binary (``Binary/id`` or ``Binary/id/_history/n``): its content type is negotiated by the
+    content reader (any type the document has, IHE MHD ITI-68), not refused here for not being JSON."""
+    parts = [p for p in str(request.path_params.get("path", "")).split("/") if p]
+    shaped = len(parts) == 2 or (len(parts) == 4 and parts[2] == "_history")
+    return request.method in ("GET", "HEAD") and shaped and parts[0] == "Binary"
+
+
 def _negotiate(request: Request) -> None:
-    """Refuse what we cannot produce: only JSON is served (406 for XML/turtle)."""
+    """Refuse what we cannot produce: only JSON is served (406 for XML/turtle), except a Binary's own content."""
+    if _raw_content_read(request) and "_format" not in request.query_params:
+        return
     fmt = request.query_params.get("_format")
     if fmt is not None and fmt.split(";")[0].strip().lower() not in _JSON_FORMATS:
         raise error(406, "not-supported", f"_format '{fmt}' is not supported; this server speaks JSON")
@@ -61,6 +72,17 @@ def _prefer(header: str) -> tuple[str | None, bool]:
 
 def _render(outcome: Outcome, head: bool) -> Response:
     headers = dict(outcome.headers)
+    if outcome.stream is not None:
+        stream = outcome.stream
+        close = getattr(stream, "aclose", None)
+        if head:  # the headers only: the stream is closed unread
+            return Response(
+                status_code=outcome.status,
+                headers=headers,
+                media_type=outcome.media_type,
+                background=BackgroundTask(close) if close is not None else None,
+            )
+        return StreamingResponse(stream, status_code=outcome.status, headers=headers, media_type=outcome.media_type)
     if outcome.body is None or outcome.status == 204 or head:
         return Response(
             status_code=outcome.status,

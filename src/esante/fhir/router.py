@@ -9,6 +9,7 @@ entries of a batch/transaction, inside the bundle's own session.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from esante.security.resource_server import ResourceServer
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
+
+# A service's reader of a type's own content (IHE MHD ITI-68: a Binary's document bytes): given the read's
+# session, context, outcome (the resource, already checked by the policy) and the request headers (Accept), it
+# returns the outcome to send: the FHIR resource unchanged, or the raw content (``Outcome.stream``).
+ContentReader = Callable[[StoreSession, RequestContext, Outcome, dict[str, str]], Awaitable[Outcome]]
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 
 
@@ -60,6 +66,7 @@ class FhirRouter:
         self.auditor = auditor
         self.authenticator = authenticator
         self.capability = CapabilityAdditions()  # what services declare in the CapabilityStatement
+        self.content_readers: dict[str, ContentReader] = {}  # resource type → reader of its raw content
         self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
 
     async def handle(self, request: FhirRequest) -> Outcome:
@@ -138,7 +145,13 @@ class FhirRouter:
                     await self._authenticate(request, conn)
                     ctx = request.ctx
                 session = self.store.session(conn, ctx.caller)
-                return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, request)
+                outcome = await self.dispatch(
+                    session, ctx, method, request.path, request.query, request.headers, request
+                )
+                reader = self.content_readers.get(parts[0]) if _is_instance_read(parts) else None
+                if reader is not None:
+                    outcome = await reader(session, ctx, outcome, request.headers)
+                return outcome
         body: Any = None
         if method in ("POST", "PUT", "PATCH"):
             body = self._parse_body(method, parts, request)
@@ -273,6 +286,13 @@ def _may_read_audit_events(parts: list[str], query: list[tuple[str, str]]) -> bo
     if not parts or parts[0] in ("_search", "_history") or "AuditEvent" in parts:
         return True
     return any("AuditEvent" in value for name, value in query if name in ("_type", "_include", "_revinclude"))
+
+
+def _is_instance_read(parts: list[str]) -> bool:
+    """``Type/id`` or ``Type/id/_history/n`` (a read or vread)."""
+    if len(parts) == 2:
+        return not parts[0].startswith(("$", "_")) and not parts[1].startswith(("$", "_"))
+    return len(parts) == 4 and parts[2] == "_history" and not parts[0].startswith(("$", "_"))
 
 
 def _is_read(method: str, path: str) -> bool:
