@@ -55,6 +55,7 @@ _TABLES = (
     "dsp_destruction",
     "dsp_grant",
     "dsp_binary",
+    "dsp_document_blob",
     "account",
     "account_delegation",
     "oauth_client",

@@ -58,6 +58,17 @@ class Settings:
     # a system client acting as the establishment (no professional named) reads DSP documents by its scopes alone;
     # off: only professionals (and clients acting for one) read a DSP, within the patient's grants
     dsp_establishment_reads: bool = False
+    # --- DSP documents over IHE MHD (docs/dsp-mhd.md) ---
+    # media types a document may have (ITI-65); the bytes are checked against the declared type
+    mhd_content_types: str = (
+        "application/pdf,text/plain,application/fhir+json,application/fhir+xml,"
+        "application/hl7-v3+xml,text/xml,application/xml"
+    )
+    mhd_pdfa_required: bool = True  # a PDF must declare PDF/A conformance (XMP pdfaid:part)
+    # the weakest MPI match grade accepted for a patient sent as demographics only (certain | probable | none)
+    mhd_patient_match_grade: str = "certain"
+    mhd_serve_superseded: bool = False  # ITI-68 serves a replaced document's content (the guide says 410)
+    mhd_document_classes_file: str = ""  # FHIR Bundle of the classes and LOINC mapping; empty → the packaged one
     # --- accounts (compte eSanté) ---
     password_min_length: int = 12
     patient_totp_required: bool = True  # professionals and staff always need a second factor

@@ -485,3 +485,21 @@ dsp_binary = Table(
     Column("document_id", String(64), nullable=False),  # the DocumentReference's id
     Index("ix_dsp_binary_document", "document_id"),
 )
+
+# A DSP document's bytes (dsp/mhd/, docs/dsp-mhd.md): its Binary holds no data but this link to its blob in the blob
+# store, written in the ITI-65 transaction; patient_id lets a DSP's destruction find its blobs, address lets a blob be
+# destroyed only when no document uses it any more.
+dsp_document_blob = Table(
+    "dsp_document_blob",
+    metadata,
+    Column("binary_id", String(64), primary_key=True),  # the Binary's id
+    Column("document_id", String(64), nullable=False),  # the DocumentReference's id
+    Column("patient_id", String(64), nullable=False),  # the certified Patient whose DSP holds the document
+    Column("address", String(64), nullable=False),  # the blob's address (esante.blobs)
+    Column("size", BigInteger, nullable=False),
+    Column("sha1", CHAR(40), nullable=False),  # hexadecimal
+    Column("content_type", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_dsp_document_blob_address", "address"),
+    Index("ix_dsp_document_blob_patient", "patient_id"),
+)
