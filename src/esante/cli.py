@@ -255,7 +255,10 @@ def token(
         str | None, typer.Option("--purpose", help="IUA purpose_of_use code (v3 ActReason, default per role).")
     ] = None,
     role: Annotated[
-        list[str] | None, typer.Option("--role", help="Staff role(s): administrator, identity-vigilance, statistician.")
+        list[str] | None,
+        typer.Option(
+            "--role", help="Staff role(s): administrator, hpd-administrator, identity-vigilance, statistician."
+        ),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -267,6 +270,7 @@ def token(
     """
     from esante.db.engine import create_database
     from esante.db.migrate import upgrade
+    from esante.hpd.practise import standing_checks
     from esante.security.operator_tokens import OperatorTokenError, TokenPlan, plan_token
     from esante.security.scopes import ScopeError
     from esante.security.tokens import mint_for, principal
@@ -278,7 +282,8 @@ def token(
         await database.connect()
         try:
             async with database.read() as conn:
-                return await plan_token(conn, who, scope, list(role or []))
+                # a professional without the right to practise gets no token (the HPD's standing checks)
+                return await plan_token(conn, who, scope, list(role or []), standing=standing_checks())
         finally:
             await database.close()
 
