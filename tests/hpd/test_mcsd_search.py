@@ -321,7 +321,18 @@ def test_iti90_post_search_read_and_capabilities(db_url: str, tmp_path: Path) ->
             "https://profiles.ihe.net/ITI/mCSD/CapabilityStatement/IHE.mCSD.CareServicesSelectiveSupplier"
             in (statement["instantiates"])
         )
+        assert (
+            "https://profiles.ihe.net/ITI/mCSD/CapabilityStatement/IHE.mCSD.CareServicesUpdateSupplier"
+            in (statement["instantiates"])
+        )
         resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+        for resource_type in REQUIRED:
+            profile = f"https://profiles.ihe.net/ITI/mCSD/StructureDefinition/IHE.mCSD.{resource_type}"
+            assert resources[resource_type]["supportedProfile"] == [profile]
+            assert {"read", "search-type", "history-type"} <= {
+                i["code"] for i in resources[resource_type]["interaction"]
+            }
+        assert "supportedProfile" not in resources["Patient"]
         for resource_type, parameters in REQUIRED.items():
             declared = {p["name"] for p in resources[resource_type]["searchParam"]}
             plain = {p.split(":")[0].split(".")[0] for p in parameters}
