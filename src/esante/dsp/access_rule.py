@@ -215,13 +215,13 @@ class DspAccessRule:
             return NOTHING
         request_grants = list(self._professional(pro, res_type, letter))
         granted = any_of(g.restriction for g in request_grants)
-        return all_of([granted, none_of(list(self._own_vetoes(pro, res_type)))])
+        return all_of([granted, none_of(list(self._own_vetoes(pro, res_type, letter)))])
 
     def _professional_vetoes(
         self, caller: Caller, pro: Professional, res_type: str, letter: str
     ) -> Iterable[Restriction]:
         if caller.kind == "professional":
-            yield from self._own_vetoes(pro, res_type)
+            yield from self._own_vetoes(pro, res_type, letter)
             return
         # a system client acting for a professional: its scopes grant everything; the DSP's rows only as far as
         # the professional may reach them
@@ -233,7 +233,7 @@ class DspAccessRule:
             elif allowed is not EVERYTHING:
                 yield AllOf((governed, Not(allowed)))
 
-    def _own_vetoes(self, pro: Professional, res_type: str) -> Iterable[Restriction]:
+    def _own_vetoes(self, pro: Professional, res_type: str, letter: str) -> Iterable[Restriction]:
         if not pro.practitioner or res_type not in DOCUMENT_TYPES | {"Consent", "Patient"}:
             return
         p = pro.practitioner
@@ -244,7 +244,8 @@ class DspAccessRule:
         elif res_type in DOCUMENT_TYPES:
             doc_type = "DocumentReference" if res_type == "Binary" else res_type
             param = "source" if doc_type == "List" else "author"
-            sql = q.and_(q.blocked(p, now), q.not_(q.authored(p, param)))
+            # a blocked professional keeps what they authored (to read and correct), and adds nothing
+            sql = q.blocked(p, now) if letter == "c" else q.and_(q.blocked(p, now), q.not_(q.authored(p, param)))
             yield _condition("blocked by the patient", q.of_binary(sql) if res_type == "Binary" else sql)
 
     # --- what the rule governs -----------------------------------------------------------------------------------

@@ -195,15 +195,18 @@ def patient_granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_op
 
 
 def patient_authored(practitioner: str, now: int) -> Sql:
-    """A Patient whose DSP is open and holds a document ``practitioner`` authored (directly; the PractitionerRole
-    path is for the documents themselves)."""
+    """A Patient whose DSP is open and holds a document ``practitioner`` authored (or one of their roles)."""
     return (
         "{r}.res_id IN (SELECT dsp_pt.target_id FROM idx_reference dsp_a JOIN idx_reference dsp_pt"
         " ON dsp_pt.rid = dsp_a.rid AND dsp_pt.param = 'patient' AND dsp_pt.target_type = 'Patient'"
         " JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
-        " WHERE dsp_a.res_type = 'DocumentReference' AND dsp_a.param = 'author' AND dsp_a.target_type = 'Practitioner'"
-        f" AND dsp_a.target_id = ? AND {ACTIVE_RECORD})",
-        (practitioner, now),
+        " WHERE dsp_a.res_type = 'DocumentReference' AND dsp_a.param = 'author'"
+        " AND ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?)"
+        " OR (dsp_a.target_type = 'PractitionerRole' AND dsp_a.target_id IN (SELECT"
+        " dsp_role.res_id FROM idx_reference dsp_prr JOIN resource dsp_role ON dsp_role.rid = dsp_prr.rid AND"
+        " dsp_role.is_current WHERE dsp_prr.res_type = 'PractitionerRole' AND dsp_prr.param = 'practitioner'"
+        f" AND dsp_prr.target_type = 'Practitioner' AND dsp_prr.target_id = ?))) AND {ACTIVE_RECORD})",
+        (practitioner, practitioner, now),
     )
 
 
