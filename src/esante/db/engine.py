@@ -224,6 +224,7 @@ class _SqliteConnection:
     def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
         self._raw = raw
         self.dialect = dialect
+        self.next_rid: int | None = None  # the store's key counter for this transaction (SQLite has no sequences)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._raw.execute(sql, tuple(params)).fetchall()

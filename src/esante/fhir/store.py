@@ -108,7 +108,6 @@ class StoreSession:
     _resource_rows: list[tuple[Any, ...]] = field(default_factory=list)
     _index_rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     _pending_index_deletes: list[int] = field(default_factory=list)
-    _sqlite_next_rid: int | None = None
 
     # ---------------------------------------------------------------- reads
     async def read(self, res_type: str, res_id: str) -> StoredResource | None:
@@ -324,12 +323,15 @@ class StoreSession:
         if self.conn.dialect.is_postgres:
             return await self.store.next_rid(self.conn)
         # SQLite has no sequences; its write transactions are serialised (BEGIN IMMEDIATE), so the maximum
-        # read once per session plus a local counter is race-free, even with a CLI writing beside the server.
-        if self._sqlite_next_rid is None:
-            top = await self.conn.fetchval("SELECT MAX(rid) FROM resource")
-            self._sqlite_next_rid = int(top or 0) + 1
-        rid = self._sqlite_next_rid
-        self._sqlite_next_rid += 1
+        # read once per transaction plus a local counter is race-free, even with a CLI writing beside the server.
+        # The counter lives on the transaction's connection, not the session: a service writing through a session
+        # of its own inside the same transaction (a hook, a notification) must not reuse a key still unflushed here.
+        conn = self.conn
+        rid = getattr(conn, "next_rid", None)
+        if rid is None:
+            top = await conn.fetchval("SELECT MAX(rid) FROM resource")
+            rid = int(top or 0) + 1
+        conn.next_rid = rid + 1  # type: ignore[attr-defined]
         return rid
 
 
