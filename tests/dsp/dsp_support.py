@@ -17,9 +17,9 @@ import httpx
 
 from esante.app import Platform, build_platform
 from esante.db.engine import Database, create_database
+from esante.dsp.audit import SYSTEM_ACTOR
 from esante.dsp.context import DspContext, dsp_context
 from esante.dsp.lifecycle import change
-from esante.dsp.audit import SYSTEM_ACTOR
 from esante.dsp.model import CONFIDENTIALITY_SYSTEM, DOCUMENT_CLASS_SYSTEM
 from esante.fhir.store import ResourceStore
 from esante.hpd.model import EHEALTH_ID_SYSTEM, PROFESSION_SYSTEM
@@ -76,8 +76,8 @@ class World:
         """The all-rights establishment software (writes the directory and the documents)."""
         return self.headers(token(self.settings, f"system:{TEST_CLIENT}", ALL_RIGHTS))
 
-    def patient(self, patient_id: str) -> dict[str, str]:
-        return self.headers(token(self.settings, f"patient:{patient_id}"))
+    def patient(self, patient_id: str, scope: str | None = None) -> dict[str, str]:
+        return self.headers(token(self.settings, f"patient:{patient_id}", scope))
 
     def professional(self, ehealth_id: str, purpose: str | None = None) -> dict[str, str]:
         return self.headers(token(self.settings, f"professional:{ehealth_id}", purpose_of_use=purpose))

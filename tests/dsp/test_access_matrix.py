@@ -18,16 +18,13 @@ from typing import Any
 import httpx
 
 from esante.dsp.model import DOCUMENT_CLASS_SYSTEM
-from esante.hpd.practise import Agent, Source, change_right_to_practise
 from tests.dsp.dsp_support import (
     MATRICULE,
     World,
     binary,
-    details_code,
     document,
     dsp_world,
     ids,
-    outcome,
     parameters,
     practitioner,
     put,
@@ -78,17 +75,26 @@ class Scenario:
     async def build(self) -> None:
         world, http = self.world, self.http
         for n, (name, profession) in enumerate(
-            [("tc", "medecin"), ("mr", "medecin"), ("rel", "medecin"), ("exp", "medecin"), ("none", "medecin"),
-             ("blk", "medecin"), ("pha", "pharmacien"), ("em", "medecin"), ("au", "infirmier"), ("wd", "medecin")],
+            [
+                ("tc", "medecin"),
+                ("mr", "medecin"),
+                ("rel", "medecin"),
+                ("exp", "medecin"),
+                ("none", "medecin"),
+                ("blk", "medecin"),
+                ("pha", "pharmacien"),
+                ("em", "medecin"),
+                ("au", "infirmier"),
+                ("wd", "medecin"),
+            ],
             start=1,
-        ):  # fmt: skip
+        ):
             self.ehid[name] = await practitioner(http, world, name, n, profession)
         await role(http, world, "au-role", "au")
         anna = await world.certified("anna", 1)
         await world.certified("ben", 2)
         await world.certified("cleo", 3)
         await world.certified("dora", 4)  # Anna's assistant (a person with her own eSanté account)
-        system = world.system()
         docs = [
             document("n-cons", anna, "consultation-report", author="Practitioner/tc"),
             document("n-presc", anna, "prescription", author="Practitioner/mr"),
@@ -109,33 +115,51 @@ class Scenario:
 
         patient = world.patient(anna)
         # Anna's grants (the patient's operations) and her hiding of the imaging report
-        for kind, who in (("trusted-circle", "tc"), ("referent", "mr"), ("trusted-circle", "blk"),
-                          ("block", "blk"), ("trusted-circle", "wd")):  # fmt: skip
-            await self.op(f"Patient/{anna}/$dsp-grant",
-                          parameters(kind=("valueCode", kind), practitioner={"reference": f"Practitioner/{who}"}),
-                          patient)  # fmt: skip
-        await self.op(f"DocumentReference/v-img/$dsp-hide", parameters(), patient, 200)
+        for kind, who in (
+            ("trusted-circle", "tc"),
+            ("referent", "mr"),
+            ("trusted-circle", "blk"),
+            ("block", "blk"),
+            ("trusted-circle", "wd"),
+        ):
+            await self.op(
+                f"Patient/{anna}/$dsp-grant",
+                parameters(kind=("valueCode", kind), practitioner={"reference": f"Practitioner/{who}"}),
+                patient,
+            )
+        await self.op("DocumentReference/v-img/$dsp-hide", parameters(), patient, 200)
         await world.execute(
             "INSERT INTO account (id, kind, username, status, patient_id, roles, totp_enabled, failed_logins,"
             " tokens_valid_after, created_at, updated_at) VALUES ('acct-dora', 'patient', 'dora', 'active', 'dora',"
             " '', ?, 0, 0, 0, 0)",
             False,
         )
-        await self.op(f"Patient/{anna}/$dsp-grant",
-                      parameters(kind=("valueCode", "assistant"), assistant={"reference": "Patient/dora"}), patient)  # fmt: skip
+        await self.op(
+            f"Patient/{anna}/$dsp-grant",
+            parameters(kind=("valueCode", "assistant"), assistant={"reference": "Patient/dora"}),
+            patient,
+        )
         # the professionals' declarations; one relationship declared 121 days ago
         await self.op(f"Patient/{anna}/$dsp-relationship", parameters(), world.professional(self.ehid["rel"]))
-        await self.op("Patient/$dsp-relationship", parameters(patient={"system": MATRICULE, "value": world.matricules[anna]}),
-                      world.professional(self.ehid["pha"]))  # fmt: skip
+        await self.op(
+            "Patient/$dsp-relationship",
+            parameters(patient={"system": MATRICULE, "value": world.matricules[anna]}),
+            world.professional(self.ehid["pha"]),
+        )
         world.clock.advance(-121 * DAY)
         await self.op(f"Patient/{anna}/$dsp-relationship", parameters(), world.professional(self.ehid["exp"]))
         world.clock.advance(121 * DAY)
-        await self.op(f"Patient/{anna}/$dsp-emergency", parameters(reason="unconscious at the emergency department"),
-                      world.professional(self.ehid["em"]))  # fmt: skip
+        await self.op(
+            f"Patient/{anna}/$dsp-emergency",
+            parameters(reason="unconscious at the emergency department"),
+            world.professional(self.ehid["em"]),
+        )
         # Ben: Dr tc in his trusted circle, then he closes his DSP; Cleo opts out of emergency access
-        await self.op("Patient/ben/$dsp-grant",
-                      parameters(kind=("valueCode", "trusted-circle"), practitioner={"reference": "Practitioner/tc"}),
-                      world.patient("ben"))  # fmt: skip
+        await self.op(
+            "Patient/ben/$dsp-grant",
+            parameters(kind=("valueCode", "trusted-circle"), practitioner={"reference": "Practitioner/tc"}),
+            world.patient("ben"),
+        )
         await self.op("Patient/ben/$dsp-close", parameters(), world.patient("ben"), 200)
         await self.op("Patient/cleo/$dsp-emergency-opt-out", parameters(value=True), world.patient("cleo"))
 
@@ -146,9 +170,11 @@ class Scenario:
             "sys_tc": world.system_for(self.ehid["tc"]),
             "estab": world.system(),
             "sys_none": world.system_for(self.ehid["none"]),
-            **{name: world.professional(self.ehid[name]) for name in
-               ("tc", "mr", "rel", "pha", "em", "exp", "none", "blk", "au")},
-        }  # fmt: skip
+            **{
+                name: world.professional(self.ehid[name])
+                for name in ("tc", "mr", "rel", "pha", "em", "exp", "none", "blk", "au")
+            },
+        }
 
     # --- the paths ------------------------------------------------------------------------------------------------
     async def get(self, caller: str, path: str) -> httpx.Response:
@@ -224,8 +250,11 @@ class Scenario:
         patient = await self.get(caller, "Patient/anna")
         expect("read Patient", patient.status_code in (200,), sees_patient)
         # Ben's DSP is closed: no professional sees anything of it, not even its author; Cleo opted out
-        expect("closed DSP's document", (await self.get(caller, "DocumentReference/b-cons")).status_code,
-               200 if caller == "ben" else 404)  # fmt: skip
+        expect(
+            "closed DSP's document",
+            (await self.get(caller, "DocumentReference/b-cons")).status_code,
+            200 if caller == "ben" else 404,
+        )
         expect("opted-out patient's summary", (await self.get(caller, "DocumentReference/c-sum")).status_code, 404)
 
 

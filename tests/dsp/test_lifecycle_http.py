@@ -30,7 +30,8 @@ async def _post(
 
 async def _documents(world: World, patient: str) -> int:
     rows = await world.sql(
-        "SELECT COUNT(*) FROM idx_reference WHERE res_type = 'DocumentReference' AND param = 'patient' AND target_id = ?",
+        "SELECT COUNT(*) FROM idx_reference WHERE res_type = 'DocumentReference' AND param = 'patient'"
+        " AND target_id = ?",
         patient,
     )
     return int(rows[0][0])
