@@ -1,6 +1,7 @@
 """Import of the national directory: 25,005 synthetic professionals (the national count) through the HPD importer.
 
-Usage: ``python -m bench.hpd_import [--count 25005] [--db postgresql://…/hpd_bench] [--batch 500]``
+Usage: ``python -m bench.hpd_import [--count 25005] [--db postgresql://…/hpd_bench] [--batch 500] [--workers 2]
+[--no-hooks --out bench/results/hpd_import_no_hooks.json]``
 
 The directory comes from ``esante.hpd.synthetic`` (CSV import format, one row per professional x place of practice),
 written once, then imported into a freshly migrated PostgreSQL database as ``esante hpd import`` does: a first run
@@ -30,6 +31,7 @@ from bench.databases import reset
 from bench.machine import describe
 from esante.app import build_platform
 from esante.config import Settings
+from esante.fhir.hooks import HookRegistry
 from esante.hpd.csv_source import COLUMNS, read_csv_rows
 from esante.hpd.directory_import import DirectoryImporter
 from esante.hpd.prepare_pool import prepared_lines
@@ -68,9 +70,11 @@ def write_delta(full: Path, delta: Path, every: int = 100) -> int:
 
 
 async def run_imports(
-    url: str, files: dict[str, Path], rows: dict[str, int], batch: int, workers: int
+    url: str, files: dict[str, Path], rows: dict[str, int], batch: int, workers: int, hooks: bool = True
 ) -> dict[str, Any]:
     platform = build_platform(Settings(database_url=url, warm_up=False, audit_enabled=False))
+    if not hooks:  # to measure what the storage hooks (the right to practise's) cost the import
+        platform.store.hooks = HookRegistry()
     await platform.database.connect()
     try:
         runs = {}
@@ -122,6 +126,8 @@ def main() -> None:
     parser.add_argument("--db", default=DEFAULT_URL)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2, help="processes preparing the CSV rows (0: in-process)")
+    parser.add_argument("--no-hooks", action="store_true", help="without the storage hooks (to measure their cost)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     reset(args.db)
     with tempfile.TemporaryDirectory() as folder:
@@ -132,7 +138,7 @@ def main() -> None:
         delta_rows = write_delta(full, delta)
         files = {"first": full, "again": full, "delta": delta}
         rows = {"first": summary.rows, "again": summary.rows, "delta": delta_rows}
-        measured = asyncio.run(run_imports(args.db, files, rows, args.batch, args.workers))
+        measured = asyncio.run(run_imports(args.db, files, rows, args.batch, args.workers, not args.no_hooks))
         size = full.stat().st_size
     output = {
         "benchmark": "hpd_import",
@@ -143,14 +149,16 @@ def main() -> None:
         "file_bytes": size,
         "batch": args.batch,
         "workers": args.workers,
+        "storage_hooks": not args.no_hooks,
         "generation_seconds": round(generated, 2),
         **measured,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "machine": describe(args.db),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(output, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(output, indent=2) + "\n")
     console.print(output)
 
 

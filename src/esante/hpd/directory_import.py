@@ -195,6 +195,15 @@ class DirectoryImporter:
                 and ("Practitioner", item.key) not in self._seen
             }
             batch.drawn = await fresh_ehealth_ids(conn, len(new))
+            # PostgreSQL: the logical keys of the likely creates in one round trip (not one per 64 creates)
+            await session.reserve_rids(
+                sum(
+                    1
+                    for line in lines
+                    for item in line.items
+                    if (item.type, item.key) not in found and (item.type, item.key) not in self._seen
+                )
+            )
             for line in lines:
                 checked = self._check(line, batch, found)
                 if isinstance(checked, str):
