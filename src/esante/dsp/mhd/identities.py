@@ -367,28 +367,28 @@ class Registers:
         return await self._professional(res_type, found[0], where)
 
     async def _professional(self, res_type: str, res_id: str, where: str) -> Professional:
+        """A Practitioner or PractitionerRole of the HPD whose professional may practise now (the right first: a
+        withdrawal also makes the Practitioner and their roles inactive, and that is the reason to say)."""
+        from esante.hpd.practise import has_right_to_practise
+
         resource = await self._current(res_type, res_id)
         if resource is None:
             raise unknown_author(f"{res_type}/{res_id} is not a professional of the HPD", where)
-        if resource.get("active") is False:
-            raise unknown_author(f"{res_type}/{res_id} is not active in the HPD", where)
-        practitioner_id = res_id
-        practitioner = resource
+        practitioner_id, practitioner = res_id, resource
         if res_type == "PractitionerRole":
             reference = (resource.get("practitioner") or {}).get("reference")
-            practitioner_id = self.local_id(str(reference), "Practitioner") or "" if reference else ""
+            practitioner_id = (self.local_id(str(reference), "Practitioner") or "") if reference else ""
             loaded = await self._current("Practitioner", practitioner_id) if practitioner_id else None
             if loaded is None:
                 raise unknown_author(f"PractitionerRole/{res_id} names no Practitioner of the HPD", where)
             practitioner = loaded
-        from esante.hpd.practise import has_right_to_practise
-
-        if practitioner.get("active") is False or not await has_right_to_practise(
-            self.conn, practitioner_id=practitioner_id
-        ):
+        if not await has_right_to_practise(self.conn, practitioner_id=practitioner_id):
             raise unknown_author(
                 f"Practitioner/{practitioner_id} may not practise (right to practise suspended or withdrawn)", where
             )
+        for name, checked in ((f"{res_type}/{res_id}", resource), (f"Practitioner/{practitioner_id}", practitioner)):
+            if checked.get("active") is False:
+                raise unknown_author(f"{name} is not active in the HPD", where)
         ehealth_id = next(
             (
                 str(i["value"])

@@ -22,6 +22,8 @@ The answer is the MHD transaction-response: one entry per request entry, in orde
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from esante.dsp.mhd.model import RESPONSE_PROFILE, Xds, xds_error
 from esante.dsp.mhd.registry import RegistryChecks, blob_in_use, link_blob
 from esante.dsp.mhd.submission import Document, Entry, Kind, Submission, read_submission
 from esante.fhir.context import Outcome, RequestContext
+from esante.fhir.errors import FhirError
 from esante.fhir.model import micros_to_instant
 from esante.fhir.store import ResourceStore, StoreSession
 
@@ -118,9 +121,12 @@ class DocumentRecipient:
         try:
             plan.blobs = [await self._put(blobs, document) for document in submission.documents]
             request = _transaction(submission, plan)
-            outcome = await self.bundles.run_transaction(
-                ctx, request.bundle, self._before_commit(ctx, submission, plan, request)
-            )
+            try:
+                outcome = await self.bundles.run_transaction(
+                    ctx, request.bundle, self._before_commit(ctx, submission, plan, request)
+                )
+            except FhirError as exc:
+                raise _renumbered(exc, request.origin) from exc
         except BaseException:
             await self._discard(blobs, [s for s in plan.blobs if s.new])
             raise
@@ -400,6 +406,23 @@ def _transaction(submission: Submission, plan: _Plan) -> _Request:
         origin.append(entry.index)
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     return _Request(bundle, origin)
+
+
+_ENTRY = re.compile(r"Bundle\.entry\[(\d+)\]")
+
+
+def _renumbered(error: FhirError, origin: list[int]) -> FhirError:
+    """An error of the rewritten Bundle, naming the entries by their index in the submitted one."""
+
+    def fix(text: str) -> str:
+        return _ENTRY.sub(lambda m: f"Bundle.entry[{origin[int(m.group(1))]}]" if int(m.group(1)) < len(origin)
+                          else m.group(0), text)  # fmt: skip
+
+    issues = [
+        dataclasses.replace(i, diagnostics=fix(i.diagnostics), expression=tuple(fix(e) for e in i.expression))
+        for i in error.issues
+    ]
+    return FhirError(error.status, issues, error.headers)
 
 
 def _replace_reference(value: Any, old: str, new: str) -> Any:
