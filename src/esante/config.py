@@ -104,6 +104,14 @@ class Settings:
     notify_retry_base: int = 60  # seconds before the first retry, doubled at each failure ...
     notify_retry_max: int = 3600  # ... up to this
     notify_email_max_age: int = 7 * 86400  # a notification older than this is no longer e-mailed, seconds
+    # --- CVE, the vaccination record (docs/cve.md) ---
+    # the schedule the recommendations follow: "lu" (the Luxembourg schedule packaged in esante/cve/schedules/lu)
+    # or a folder of CDSi supporting-data XML (e.g. the CDC's supporting-data-4.64)
+    cve_schedule: str = "lu"
+    cve_products_file: str = ""  # vaccine product table (GTIN → product, CVX, MVX); empty → the packaged one
+    # professions whose members vaccinate by their profession alone; the others need the HPD qualification
+    # urn:esante:cve:qualification|trained-vaccinator ("vaccinateur formé") on their Practitioner
+    cve_vaccinator_professions: str = "medecin"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
