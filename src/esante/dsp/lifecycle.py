@@ -151,29 +151,22 @@ async def _purge_rids(conn: Connection, patient_id: str) -> list[int]:
     rids = set(documents)
     if documents:
         marks = ", ".join("?" * len(documents))
-        ids = [
-            str(r[0])
-            for r in await conn.fetch(
-                f"SELECT res_id FROM resource WHERE is_current AND res_type = 'DocumentReference' AND rid IN ({marks})",
-                documents,
-            )
-        ]
+        # every version of the documents: a Binary named by an earlier version goes too
+        versions = await conn.fetch(
+            f"SELECT res_id, content FROM resource WHERE res_type = 'DocumentReference' AND rid IN ({marks})", documents
+        )
+        ids = sorted({str(row[0]) for row in versions})
         if ids:
             id_marks = ", ".join("?" * len(ids))
             rows = await conn.fetch(f"SELECT rid FROM dsp_binary WHERE document_id IN ({id_marks})", ids)
             rids.update(int(r[0]) for r in rows)
-            contents = await conn.fetch(
-                "SELECT content FROM resource WHERE is_current AND res_type = 'DocumentReference'"
-                f" AND rid IN ({marks})",
-                documents,
+        binaries = sorted({b for _, content in versions if content for b in _binary_ids(bytes(content))})
+        if binaries:
+            b_marks = ", ".join("?" * len(binaries))
+            rows = await conn.fetch(
+                f"SELECT DISTINCT rid FROM resource WHERE res_type = 'Binary' AND res_id IN ({b_marks})", binaries
             )
-            binaries = sorted({b for (content,) in contents if content for b in _binary_ids(bytes(content))})
-            if binaries:
-                b_marks = ", ".join("?" * len(binaries))
-                rows = await conn.fetch(
-                    f"SELECT DISTINCT rid FROM resource WHERE res_type = 'Binary' AND res_id IN ({b_marks})", binaries
-                )
-                rids.update(int(r[0]) for r in rows)
+            rids.update(int(r[0]) for r in rows)
     rows = await conn.fetch("SELECT rid FROM dsp_grant WHERE patient_id = ?", (patient_id,))
     rids.update(int(r[0]) for r in rows)
     return sorted(rids)
