@@ -138,11 +138,14 @@ class FhirEndpoint:
             client = request.client.host if request.client else None
             ctx = RequestContext(caller, self.base_url(request), prefer_return, strict, request_id, client)
             query = [(k, v) for k, v in request.query_params.multi_items() if k not in _DROP_PARAMS]
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            if request.query_params.get("_format"):  # _format overrides Accept (negotiated JSON above)
+                headers["accept"] = "application/fhir+json"
             fhir_request = FhirRequest(
                 method=request.method,
                 path=request.path_params.get("path", ""),
                 query=query,
-                headers={k.lower(): v for k, v in request.headers.items()},
+                headers=headers,
                 body=body,
                 ctx=ctx,
             )
