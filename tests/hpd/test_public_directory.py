@@ -199,6 +199,7 @@ def test_public_search_bad_inputs(db_url: str, tmp_path: Path) -> None:
         _problem(_open(d, "name=muller&name=jean"), 400, "name", "more than once")
         _problem(_open(d, "name=muller&_count=ten"), 400, "_count")
         _problem(_open(d, "name=muller&_count=0"), 400, "_count")
+        _problem(_open(d, "name=muller&_offset=10020"), 400, "_offset", "narrow the search")
         _problem(_open(d, "name=" + "x" * 101), 400, "name", "longer than 100")
         _problem(_open(d, "name=a%20b%20c%20d%20e%20f%20g"), 400, "name", "words")
         _problem(_open(d, "locality=esch%01"), 400, "locality", "control characters")

@@ -30,6 +30,7 @@ PAGING = ("_count", "_offset")
 IGNORED = frozenset({"_format", "_pretty"})
 DEFAULT_COUNT = 20
 MAX_COUNT = 50
+MAX_OFFSET = 10_000
 MAX_WORDS = 6
 MAX_LENGTH = 100
 
@@ -181,6 +182,8 @@ def parse_directory_query(
     profession = _codes("profession", values["profession"], check_profession) if values.get("profession") else ()
     specialty = _codes("specialty", values["specialty"], check_specialty) if values.get("specialty") else ()
     count = _int("_count", values["_count"], 1, MAX_COUNT) if "_count" in values else DEFAULT_COUNT
-    offset = _int("_offset", values["_offset"], 0, 10_000) if "_offset" in values else 0
+    offset = _int("_offset", values["_offset"], 0, MAX_OFFSET + 1) if "_offset" in values else 0
+    if offset > MAX_OFFSET:
+        raise _problem("_offset", f"at most {MAX_OFFSET}: narrow the search instead of paging further")
     echo = [(c, values[c]) for c in CRITERIA if values.get(c, "").strip()]
     return DirectoryQuery(name_words, profession, specialty, locality, count, offset, echo)
