@@ -24,7 +24,7 @@ import httpx
 from esante.app import Platform, build_platform
 from esante.config import Settings
 from esante.db.engine import Database, create_database
-from esante.hpd.model import EHEALTH_ID_SYSTEM
+from esante.hpd.model import EHEALTH_ID_SYSTEM, PROFESSION_SYSTEM
 from esante.identifiers.ehealth_id import make_ehealth_id
 from esante.identifiers.esante_id import new_esante_id
 from esante.identifiers.matricule import make_matricule
@@ -69,6 +69,11 @@ class World:
     def patient(self, patient_id: str) -> dict[str, str]:
         """The patient themselves (reads their own DSP)."""
         return {"Authorization": f"Bearer {token(self.settings, f'patient:{patient_id}')}"}
+
+    def professional(self, practitioner: str) -> dict[str, str]:
+        """A professional of the fixture directory (by their eHealthID)."""
+        number = int(PRACTITIONERS[practitioner]["n"])  # type: ignore[call-overload]
+        return {"Authorization": f"Bearer {token(self.settings, f'professional:{ehealth_id(number)}')}"}
 
     def url(self, location: str) -> str:
         """A location the server answered (absolute on its base URL, or relative) on the loopback server."""
@@ -198,6 +203,7 @@ async def directory(world: World, http: httpx.AsyncClient) -> None:
             "active": True,
             "identifier": identifiers,
             "name": [{"family": spec["name"][0], "given": [spec["name"][1]]}],  # type: ignore[index]
+            "qualification": [{"code": {"coding": [{"system": PROFESSION_SYSTEM, "code": "medecin"}]}}],
         }
         if "telecom" in spec:
             practitioner["telecom"] = [{"system": "email", "value": spec["telecom"]}]
