@@ -472,7 +472,7 @@ dsp_grant = Table(
     Column("status", String(16), nullable=False),  # active | inactive
     Column("starts_at", BigInteger, nullable=True),
     Column("ends_at", BigInteger, nullable=True),  # None: permanent
-    Index("ix_dsp_grant_practitioner", "practitioner_id", "patient_id", "kind"),
+    Index("ix_dsp_grant_practitioner", "practitioner_id", "kind", "patient_id"),
     Index("ix_dsp_grant_patient", "patient_id", "kind"),
 )
 

@@ -2,19 +2,26 @@
 
 For a professional's token, or a system client's token acting for one (IUA ``national_provider_identifier``), one
 statement finds their Practitioner — by the token's ``fhirUser`` (``Practitioner/x``), else by the eHealthID in the
-directory — and its profession (``Practitioner.qualification`` coded in ``urn:esante:hpd:profession``). They are
-recorded in ``caller.attributes`` (``dsp_practitioner``, ``dsp_professions``); a professional who is not in the
-directory gets ``""`` and the rule grants them nothing.
+directory — and its profession (``Practitioner.qualification`` coded in ``urn:esante:hpd:profession``); a second
+one their PractitionerRoles and which kinds of grant they hold in force for some patient (one indexed probe per
+kind). They are recorded in ``caller.attributes`` (``dsp_practitioner``, ``dsp_professions``, ``dsp_roles``,
+``dsp_kinds``): the rule leaves out of its SQL the ways in the professional does not have (a professional in nobody's
+trusted circle pays nothing for it; only one blocked by someone pays for the block). A professional who is not in
+the directory gets ``""`` and the rule grants them nothing. Nothing is kept across requests: a grant given or
+revoked acts on the next request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from esante.db.engine import Connection
-from esante.dsp.access_rule import PRACTITIONER, PROFESSIONS
+from esante.dsp.access_rule import KINDS, PRACTITIONER, PROFESSIONS, ROLES
+from esante.dsp.context import DspContext
+from esante.dsp.grants_model import Kind
 from esante.hpd.model import EHEALTH_ID_SYSTEM, PROFESSION_SYSTEM
 from esante.security.policy import Caller
 from esante.security.standing import professional_of_token
@@ -53,11 +60,52 @@ async def find_practitioner(
     return str(row[0]), professions_of(orjson.loads(bytes(row[1])))
 
 
-async def dsp_token_check(claims: TokenClaims, caller: Caller, conn: Connection) -> None:
+def _held_sql() -> str:
+    """The professional's PractitionerRoles and the grant kinds they hold in force, in one statement."""
+    kinds = " UNION ALL ".join(
+        f"SELECT 'kind', '{kind.value}' WHERE EXISTS (SELECT 1 FROM dsp_grant g WHERE g.practitioner_id = ?"
+        f" AND g.kind = '{kind.value}' AND g.status = 'active' AND (g.ends_at IS NULL OR g.ends_at > ?))"
+        for kind in HELD
+    )
+    return (
+        "SELECT 'role', r.res_id FROM idx_reference t JOIN resource r ON r.rid = t.rid AND r.is_current"
+        " WHERE t.res_type = 'PractitionerRole' AND t.param = 'practitioner' AND t.target_type = 'Practitioner'"
+        f" AND t.target_id = ? UNION ALL {kinds}"
+    )
+
+
+HELD = (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP, Kind.EMERGENCY, Kind.BLOCK)
+_HELD_SQL = _held_sql()
+
+TokenCheck = Callable[[TokenClaims, Caller, Connection], Awaitable[None]]
+
+
+async def professional_attributes(
+    conn: Connection, context: DspContext, practitioner_id: str | None, ehealth_id: str | None
+) -> dict[str, Any]:
+    """The caller attributes the access rule reads, for the professional named by id and/or eHealthID."""
+    found = await find_practitioner(conn, practitioner_id, ehealth_id)
+    if not found:
+        return {PRACTITIONER: "", PROFESSIONS: ()}
+    now = context.now()
+    params: list[object] = [found[0]]
+    for _ in HELD:
+        params += [found[0], now]
+    rows = await conn.fetch(_HELD_SQL, params)
+    return {
+        PRACTITIONER: found[0],
+        PROFESSIONS: found[1],
+        ROLES: tuple(str(r[1]) for r in rows if r[0] == "role"),
+        KINDS: tuple(str(r[1]) for r in rows if r[0] == "kind"),
+    }
+
+
+def dsp_token_check(context: DspContext) -> TokenCheck:
     """The bearer gate's check (``ResourceServer.add_check``): records the professional for the access rule."""
-    who = professional_of_token(claims)
-    if who is None:
-        return
-    found = await find_practitioner(conn, who.practitioner_id, who.ehealth_id)
-    caller.attributes[PRACTITIONER] = found[0] if found else ""
-    caller.attributes[PROFESSIONS] = found[1] if found else ()
+
+    async def check(claims: TokenClaims, caller: Caller, conn: Connection) -> None:
+        who = professional_of_token(claims)
+        if who is not None:
+            caller.attributes.update(await professional_attributes(conn, context, who.practitioner_id, who.ehealth_id))
+
+    return check

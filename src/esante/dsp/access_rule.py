@@ -41,7 +41,7 @@ from esante.dsp import access_sql as q
 from esante.dsp.context import DspContext
 from esante.dsp.grants_model import Kind, kind_of
 from esante.dsp.habilitation import Classes
-from esante.dsp.model import DOCUMENT_TYPES, HIDDEN, PATIENT_PROVIDED, RESTRICTED
+from esante.dsp.model import DOCUMENT_TYPES, PATIENT_PROVIDED
 from esante.security.pdp.decision import AccessRequest, Grant
 from esante.security.pdp.restrictions import (
     EVERYTHING,
@@ -58,6 +58,8 @@ from esante.security.policy import Caller
 
 PRACTITIONER = "dsp_practitioner"  # caller attribute: the professional's Practitioner id ("" when unknown)
 PROFESSIONS = "dsp_professions"  # caller attribute: their profession codes (urn:esante:hpd:profession)
+ROLES = "dsp_roles"  # caller attribute: their PractitionerRoles' ids
+KINDS = "dsp_kinds"  # caller attribute: the grant kinds (codes) they hold in force for some patient
 PATIENT_KINDS = frozenset({"patient", "assistant"})
 READ_WRITE = (Kind.TRUSTED_CIRCLE, Kind.REFERENT)
 GRANT_KINDS = (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP, Kind.EMERGENCY)
@@ -67,6 +69,11 @@ GRANT_KINDS = (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP, Kind.EMERG
 class Professional:
     practitioner: str  # "" when the token's professional is not in the directory
     professions: tuple[str, ...]
+    roles: tuple[str, ...] | None = None  # their PractitionerRoles' ids (None: unknown, the SQL looks them up)
+    kinds: frozenset[Kind] | None = None  # the grant kinds they hold in force anywhere (None: unknown, all)
+
+    def holds(self, *kinds: Kind) -> list[Kind]:
+        return [k for k in kinds if self.kinds is None or k in self.kinds]
 
 
 def acting_professional(caller: Caller) -> Professional | None:
@@ -76,7 +83,14 @@ def acting_professional(caller: Caller) -> Professional | None:
     ):
         practitioner = caller.attributes.get(PRACTITIONER)
         professions = caller.attributes.get(PROFESSIONS) or ()
-        return Professional(practitioner if isinstance(practitioner, str) else "", tuple(professions))
+        roles = caller.attributes.get(ROLES)
+        kinds = caller.attributes.get(KINDS)
+        return Professional(
+            practitioner if isinstance(practitioner, str) else "",
+            tuple(professions),
+            tuple(roles) if isinstance(roles, tuple | list) else None,
+            frozenset(Kind(k) for k in kinds) if isinstance(kinds, tuple | list | frozenset) else None,
+        )
     return None
 
 
@@ -151,62 +165,58 @@ class DspAccessRule:
             return
         if res_type not in DOCUMENT_TYPES:
             return
-        for name, sql, notable in self._document_paths(pro, res_type, letter, now):
-            yield Grant(name, _condition(name, sql), notable=notable)
+        restriction = _condition("DSP documents", self._documents(pro, res_type, letter, now))
+        if restriction is NOTHING:
+            return
+        # one restriction; a grant per capacity the professional holds, so the decision names them (audit) and
+        # is notable when a consent (or an emergency) may be what lets them in
+        names: list[tuple[str, bool]] = []
+        if letter in "rsu":
+            names.append(("dsp-author", False))
+        if pro.holds(Kind.TRUSTED_CIRCLE, Kind.REFERENT):
+            names.append(("dsp-consent:trusted-circle-referent", True))
+        if pro.holds(Kind.RELATIONSHIP):
+            names.append(("dsp-consent:relationship", True))
+        if letter in "rs" and pro.holds(Kind.EMERGENCY):
+            names.append(("dsp-emergency-consent", True))
+        for name, notable in names:
+            yield Grant(name, restriction, notable=notable)
 
-    def _document_paths(self, pro: Professional, res_type: str, letter: str, now: int) -> list[tuple[str, q.Sql, bool]]:
-        """(rule name, SQL on the document row, notable) of each way ``pro`` reaches a document for ``letter``."""
+    def _documents(self, pro: Professional, res_type: str, letter: str, now: int) -> q.Sql:
+        """The SQL of what ``pro`` reaches of a document type for ``letter`` (authored, or by their grants)."""
+        if letter not in "rscu":
+            return "1 = 0", ()
         doc_type = "DocumentReference" if res_type == "Binary" else res_type
-        p = pro.practitioner
         habilitation = self.context.habilitation
         reading = letter in "rs"
-        if letter not in "rscu":
-            return []
-        classes = habilitation.reads(pro.professions) if reading else habilitation.writes(pro.professions)
-        paths: list[tuple[str, q.Sql, bool]] = []
-
-        def document(grant: q.Sql, refused_levels: tuple[str, ...]) -> q.Sql:
-            """``grant`` for a list; for a document also its class and its confidentiality."""
-            if doc_type != "DocumentReference":
-                return grant
-            return q.and_(grant, q.of_classes(classes), q.not_(q.labelled(refused_levels)))
-
-        if letter in "rsu":  # what they authored: read and correct, whatever the grants (not create)
-            param = "source" if doc_type == "List" else "author"
-            paths.append(("dsp-author", q.and_(q.authored(p, param), q.open_dsp(now)), False))
-        paths.append(("dsp-consent:trusted-circle-referent", document(q.granted(p, READ_WRITE, now), (HIDDEN,)), True))
-        paths.append(
-            ("dsp-consent:relationship", document(q.granted(p, (Kind.RELATIONSHIP,), now), (RESTRICTED, HIDDEN)), True)
-        )
+        kinds = pro.holds(Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP)
         if reading:
-            essential = habilitation.essential
-            emergency = q.granted(p, (Kind.EMERGENCY,), now, no_opt_out=True)
-            if doc_type == "DocumentReference":
-                essential_classes = q.of_classes(classes.intersect(essential))
-                emergency = q.and_(emergency, essential_classes, q.not_(q.labelled((RESTRICTED, HIDDEN))))
-            paths.append(("dsp-emergency-consent", emergency, True))
-        if res_type == "Binary":
-            paths = [(name, q.of_binary(sql), notable) for name, sql, notable in paths]
-        return [(name, sql, notable) for name, sql, notable in paths if sql[0] != "1 = 0"]
+            kinds += pro.holds(Kind.EMERGENCY)
+        classes = habilitation.reads(pro.professions) if reading else habilitation.writes(pro.professions)
+        sql = q.document_access(
+            pro.practitioner,
+            now=now,
+            kinds=kinds,
+            classes=classes if doc_type == "DocumentReference" else None,
+            emergency_classes=classes.intersect(habilitation.essential),
+            # what they authored: read and correct, whatever the grants (not create)
+            author_param=("source" if doc_type == "List" else "author") if letter in "rsu" else None,
+            roles=pro.roles,
+        )
+        return q.of_binary(sql) if res_type == "Binary" and sql[0] != "1 = 0" else sql
 
     def _patients(self, pro: Professional, now: int) -> Iterable[Grant]:
+        """The Patients of the DSPs ``pro`` reaches (for chains such as ``patient.identifier`` and includes)."""
         p = pro.practitioner
-        yield Grant(
-            "dsp-consent:patient",
-            _condition(
-                "DSP patient by grant",
-                q.patient_granted(p, (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP), now),
-            ),
-            notable=True,
-        )
-        yield Grant(
-            "dsp-emergency-consent",
-            _condition(
-                "DSP patient by emergency access", q.patient_granted(p, (Kind.EMERGENCY,), now, no_opt_out=True)
-            ),
-            notable=True,
-        )
-        yield Grant("dsp-author", _condition("DSP patient of an authored document", q.patient_authored(p, now)))
+        kinds = pro.holds(Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP)
+        if kinds:
+            condition = _condition("DSP patient by grant", q.patient_granted(p, kinds, now))
+            yield Grant("dsp-consent:patient", condition, notable=True)
+        if pro.holds(Kind.EMERGENCY):
+            emergency = q.patient_granted(p, (Kind.EMERGENCY,), now, no_opt_out=True)
+            yield Grant("dsp-emergency-consent", _condition("DSP patient by emergency access", emergency), notable=True)
+        authored = q.patient_authored(p, now, pro.roles)
+        yield Grant("dsp-author", _condition("DSP patient of an authored document", authored))
 
     def _professional_restriction(self, pro: Professional, res_type: str, letter: str) -> Restriction:
         """Everything ``pro`` may reach of ``res_type`` for ``letter`` (grants and their vetoes), as one
@@ -239,13 +249,16 @@ class DspAccessRule:
         p = pro.practitioner
         now = self.context.now()
         yield _condition("right to practise not active", q.not_practising(p))
+        if not pro.holds(Kind.BLOCK):
+            return  # blocked by nobody
         if res_type == "Patient":
             yield _condition("blocked by the patient", q.patient_blocked(p, now))
         elif res_type in DOCUMENT_TYPES:
             doc_type = "DocumentReference" if res_type == "Binary" else res_type
             param = "source" if doc_type == "List" else "author"
             # a blocked professional keeps what they authored (to read and correct), and adds nothing
-            sql = q.blocked(p, now) if letter == "c" else q.and_(q.blocked(p, now), q.not_(q.authored(p, param)))
+            own = q.authored(p, param, pro.roles)
+            sql = q.blocked(p, now) if letter == "c" else q.and_(q.blocked(p, now), q.not_(own))
             yield _condition("blocked by the patient", q.of_binary(sql) if res_type == "Binary" else sql)
 
     # --- what the rule governs -----------------------------------------------------------------------------------

@@ -69,25 +69,6 @@ def open_dsp(now: int) -> Sql:
     )
 
 
-def granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_opt_out: bool = False) -> Sql:
-    """A document or list of a patient whose DSP is open and who granted ``practitioner`` one of ``kinds`` (in
-    force now); ``no_opt_out``: and who did not opt out of emergency access."""
-    sql = (
-        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
-        " JOIN dsp_grant dsp_g ON dsp_g.patient_id = dsp_pt.target_id"
-        f" WHERE {_PATIENT_OF} AND {ACTIVE_RECORD} AND dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(kinds)})"
-        f" AND {_in_force('dsp_g')}"
-    )
-    params: list[Any] = [now, practitioner, now, now]
-    if no_opt_out:
-        sql += (
-            " AND NOT EXISTS (SELECT 1 FROM dsp_grant dsp_o WHERE dsp_o.patient_id = dsp_pt.target_id"
-            f" AND dsp_o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND {_in_force('dsp_o')})"
-        )
-        params += [now, now]
-    return sql + ")", tuple(params)
-
-
 def blocked(practitioner: str, now: int) -> Sql:
     """A document or list of a patient who blocked ``practitioner``."""
     return (
@@ -98,16 +79,102 @@ def blocked(practitioner: str, now: int) -> Sql:
     )
 
 
-def authored(practitioner: str, param: str) -> Sql:
+def _author_condition(practitioner: str, param: str, roles: tuple[str, ...] | None) -> Sql:
+    """Index row ``dsp_a`` is a ``param`` reference to ``practitioner`` or one of their PractitionerRoles (``roles``
+    when the caller's are known, else looked up in the index)."""
+    head = f"dsp_a.param = '{param}' AND"
+    if roles is not None:
+        if not roles:
+            return f"{head} dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?", (practitioner,)
+        marks = ", ".join("?" * len(roles))
+        return (
+            f"{head} ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?) OR"
+            f" (dsp_a.target_type = 'PractitionerRole' AND dsp_a.target_id IN ({marks})))",
+            (practitioner, *roles),
+        )
+    return (
+        f"{head} ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?)"
+        " OR (dsp_a.target_type = 'PractitionerRole' AND dsp_a.target_id IN (SELECT dsp_role.res_id"
+        " FROM idx_reference dsp_prr JOIN resource dsp_role"
+        " ON dsp_role.rid = dsp_prr.rid AND dsp_role.is_current WHERE dsp_prr.res_type = 'PractitionerRole'"
+        " AND dsp_prr.param = 'practitioner' AND dsp_prr.target_type = 'Practitioner' AND dsp_prr.target_id = ?)))",
+        (practitioner, practitioner),
+    )
+
+
+def authored(practitioner: str, param: str, roles: tuple[str, ...] | None = None) -> Sql:
     """A resource whose ``param`` (``author`` of a DocumentReference, ``source`` of a List) names ``practitioner``
     or one of their PractitionerRoles."""
+    condition, params = _author_condition(practitioner, param, roles)
+    return f"EXISTS (SELECT 1 FROM idx_reference dsp_a WHERE dsp_a.rid = {{r}}.rid AND {condition})", params
+
+
+def document_access(
+    practitioner: str,
+    *,
+    now: int,
+    kinds: Sequence[Kind],
+    classes: Classes | None,
+    emergency_classes: Classes | None = None,
+    author_param: str | None = None,
+    roles: tuple[str, ...] | None = None,
+) -> Sql:
+    """A document (``classes`` given) or a list (``classes`` None) of an open DSP that ``practitioner`` reaches: as
+    its author (``author_param``), or through a grant of one of ``kinds`` in force — trusted circle and MR03 every
+    level but hidden (V), a relationship and an emergency normal (N) documents only, an emergency only in the
+    ``emergency_classes`` and unless the patient opted out — always within ``classes``.
+
+    One correlated EXISTS over the document's patient and their DSP, the ways in as ORed sub-conditions: the
+    planner's work (which dominates a patient's search) stays close to the plain search's.
+    """
+    paths: list[str] = []
+    params: list[Any] = []
+    if author_param is not None:
+        sql, values = authored(practitioner, author_param, roles)
+        paths.append(sql)
+        params += values
+    document = classes is not None
+    usable = [k for k in kinds if k in (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP, Kind.EMERGENCY)]
+    if document and classes is not None and not classes:
+        usable = []
+    if usable:
+        grant = (
+            "EXISTS (SELECT 1 FROM dsp_grant dsp_g WHERE dsp_g.patient_id = dsp_pt.target_id"
+            f" AND dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(usable)}) AND {_in_force('dsp_g')}"
+        )
+        params += [practitioner, now, now]
+        if document:
+            assert classes is not None
+            class_sql, class_params = of_classes(classes)
+            if class_sql != "1 = 1":
+                grant += f" AND {class_sql}"
+                params += class_params
+            limited = [k for k in usable if k in (Kind.RELATIONSHIP, Kind.EMERGENCY)]
+            restricted = f" OR (dsp_l.code = 'R' AND dsp_g.kind IN ({_kinds(limited)}))" if limited else ""
+            grant += (
+                " AND NOT EXISTS (SELECT 1 FROM idx_token dsp_l WHERE dsp_l.rid = {r}.rid"
+                f" AND dsp_l.param = 'security-label' AND dsp_l.system = ? AND (dsp_l.code = 'V'{restricted}))"
+            )
+            params.append(CONFIDENTIALITY_SYSTEM)
+        if Kind.EMERGENCY in usable:
+            emergency = (
+                "NOT EXISTS (SELECT 1 FROM dsp_grant dsp_o WHERE dsp_o.patient_id = dsp_pt.target_id"
+                f" AND dsp_o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND {_in_force('dsp_o')})"
+            )
+            emergency_params: list[Any] = [now, now]
+            if document and emergency_classes is not None:
+                essential_sql, essential_params = of_classes(emergency_classes)
+                emergency = f"{emergency} AND {essential_sql}"
+                emergency_params += essential_params
+            grant += f" AND (dsp_g.kind <> '{Kind.EMERGENCY.value}' OR ({emergency}))"
+            params += emergency_params
+        paths.append(grant + ")")
+    if not paths:
+        return "1 = 0", ()
     return (
-        f"EXISTS (SELECT 1 FROM idx_reference dsp_a WHERE dsp_a.rid = {{r}}.rid AND dsp_a.param = '{param}' AND"
-        " ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?) OR (dsp_a.target_type = 'PractitionerRole'"
-        " AND dsp_a.target_id IN (SELECT dsp_role.res_id FROM idx_reference dsp_prr JOIN resource dsp_role"
-        " ON dsp_role.rid = dsp_prr.rid AND dsp_role.is_current WHERE dsp_prr.res_type = 'PractitionerRole'"
-        " AND dsp_prr.param = 'practitioner' AND dsp_prr.target_type = 'Practitioner' AND dsp_prr.target_id = ?))))",
-        (practitioner, practitioner),
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
+        f" WHERE {_PATIENT_OF} AND {ACTIVE_RECORD} AND ({' OR '.join(paths)}))",
+        (now, *params),
     )
 
 
@@ -194,19 +261,15 @@ def patient_granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_op
     return sql + ")", tuple(params)
 
 
-def patient_authored(practitioner: str, now: int) -> Sql:
+def patient_authored(practitioner: str, now: int, roles: tuple[str, ...] | None = None) -> Sql:
     """A Patient whose DSP is open and holds a document ``practitioner`` authored (or one of their roles)."""
+    condition, params = _author_condition(practitioner, "author", roles)
     return (
         "{r}.res_id IN (SELECT dsp_pt.target_id FROM idx_reference dsp_a JOIN idx_reference dsp_pt"
         " ON dsp_pt.rid = dsp_a.rid AND dsp_pt.param = 'patient' AND dsp_pt.target_type = 'Patient'"
         " JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
-        " WHERE dsp_a.res_type = 'DocumentReference' AND dsp_a.param = 'author'"
-        " AND ((dsp_a.target_type = 'Practitioner' AND dsp_a.target_id = ?)"
-        " OR (dsp_a.target_type = 'PractitionerRole' AND dsp_a.target_id IN (SELECT"
-        " dsp_role.res_id FROM idx_reference dsp_prr JOIN resource dsp_role ON dsp_role.rid = dsp_prr.rid AND"
-        " dsp_role.is_current WHERE dsp_prr.res_type = 'PractitionerRole' AND dsp_prr.param = 'practitioner'"
-        f" AND dsp_prr.target_type = 'Practitioner' AND dsp_prr.target_id = ?))) AND {ACTIVE_RECORD})",
-        (practitioner, practitioner, now),
+        f" WHERE dsp_a.res_type = 'DocumentReference' AND {condition} AND {ACTIVE_RECORD})",
+        (*params, now),
     )
 
 

@@ -35,7 +35,7 @@ def install_dsp(platform: Platform) -> DspContext:
     )
     platform.dsp = context  # type: ignore[attr-defined]
     platform.policy.add_rule(DspAccessRule(context))
-    platform.resource_server.add_check(dsp_token_check)
+    platform.resource_server.add_check(dsp_token_check(context))
     DspHooks(context).install(platform.hooks)
     for operation in (
         *lifecycle_operations(context),

@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("ends_at", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("rid"),
     )
-    op.create_index("ix_dsp_grant_practitioner", "dsp_grant", ["practitioner_id", "patient_id", "kind"])
+    op.create_index("ix_dsp_grant_practitioner", "dsp_grant", ["practitioner_id", "kind", "patient_id"])
     op.create_index("ix_dsp_grant_patient", "dsp_grant", ["patient_id", "kind"])
     op.create_table(
         "dsp_binary",
