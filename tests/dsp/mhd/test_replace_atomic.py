@@ -4,12 +4,16 @@ transaction. Over HTTP, on both databases."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from esante.dsp.audit import SYSTEM_ACTOR
+from esante.dsp.context import dsp_context
+from esante.dsp.lifecycle import change, destroy_dsp
 from tests.dsp.mhd.support import FHIR_JSON, World, located, mhd_world, pdf, submission, xds_code
 
 
@@ -142,3 +146,33 @@ async def test_several_documents_in_one_submission(world: World) -> None:
     assert len(located(response.json(), "Binary")) == 5
     assert len(await world.rows("SELECT 1 FROM dsp_document_blob")) == 5
     assert len(blobs_on_disk(world)) == 5
+
+
+async def test_a_destroyed_dsp_loses_its_blobs(world: World) -> None:
+    """At the end of the retention period the DSP core destroys the record; its documents' blobs go with it
+    (crypto-shredded), except those another DSP's document also holds."""
+    shared = pdf("also filed for Marc", 3000)
+    lea_doc = await post(world, submission(lea(world), [pdf("only Léa's", 2000), shared]))
+    assert lea_doc.status_code == 200, lea_doc.text
+    marc = {"reference": f"Patient/{world.patients['marc']}"}
+    assert (await post(world, submission(marc, [shared]))).status_code == 200
+    assert len(blobs_on_disk(world)) == 2
+    context = dsp_context(world.platform)
+    patient_id = world.patients["lea"]
+    async with world.database.transaction() as conn:
+        await change(world.platform.store.session(conn), context, patient_id, "close", SYSTEM_ACTOR, "test")
+    context.clock = lambda: time.time() + 11 * 366 * 86400
+    try:
+        async with world.database.transaction() as conn:
+            session = world.platform.store.session(conn)
+            destruction = await destroy_dsp(session, context, patient_id)
+            await session.flush()
+    finally:
+        context.clock = time.time
+    assert destruction.counts["document-blobs"] == 1
+    assert len(blobs_on_disk(world)) == 1  # Marc's document keeps the shared bytes
+    assert await world.rows("SELECT 1 FROM dsp_document_blob WHERE patient_id = ?", (patient_id,)) == []
+    (binary_id,) = (await world.rows("SELECT binary_id FROM dsp_document_blob"))[0]
+    async with httpx.AsyncClient(timeout=30) as http:
+        raw = await http.get(f"{world.fhir}/Binary/{binary_id}", headers=world.patient(world.patients["marc"]))
+    assert raw.status_code == 200 and raw.content == shared

@@ -169,3 +169,34 @@ async def test_a_retrieval_is_audited_with_its_patient(world: World) -> None:
     assert mine, "the retrieval left an AuditEvent naming the patient"
     names = {(entity.get("what") or {}).get("reference") for entity in mine[0].get("entity", [])}
     assert f"DocumentReference/{document}" in names  # the document whose content was read
+
+
+async def test_a_document_binary_is_immutable(db_url: str, tmp_path: Path) -> None:
+    async with mhd_world(db_url, tmp_path, dsp_establishment_reads=True) as world:
+        _document, binary = await filed(world)
+        async with httpx.AsyncClient(timeout=60) as http:
+            current = (
+                await http.get(
+                    f"{world.fhir}/Binary/{binary}", headers={**world.system(), "Accept": "application/fhir+json"}
+                )
+            ).json()
+            forged = base64.b64encode(pdf("forged")).decode()
+            rewritten = {"resourceType": "Binary", "id": binary, "contentType": "application/pdf",
+                         "securityContext": current["securityContext"], "data": forged}  # fmt: skip
+            response = await http.put(
+                f"{world.fhir}/Binary/{binary}", json=rewritten, headers={**world.system(), **FHIR_JSON}
+            )
+            assert response.status_code == 422, response.text
+            again = await http.get(f"{world.fhir}/Binary/{binary}", headers=lea(world))
+        assert again.content == DOCUMENT
+
+
+async def test_a_blob_that_fails_its_integrity_check_is_not_served(world: World) -> None:
+    _document, binary = await filed(world)
+    (address,) = (await world.rows("SELECT address FROM dsp_document_blob WHERE binary_id = ?", (binary,)))[0]
+    (data_object,) = [p for p in (world.blob_dir() / "objects").glob(f"*/*/{address}/*") if p.stat().st_size > 1000]
+    data_object.write_bytes(data_object.read_bytes()[:-100])  # truncated on disk
+    async with httpx.AsyncClient(timeout=60) as http:
+        response = await http.get(f"{world.fhir}/Binary/{binary}", headers=lea(world))
+    assert response.status_code == 500
+    assert response.json()["resourceType"] == "OperationOutcome"
