@@ -22,6 +22,7 @@ from starlette.routing import Route
 from esante import __version__, logs
 from esante.config import Settings, load_settings
 from esante.db.engine import Database, create_database
+from esante.cve.plugin import install_cve
 from esante.dsp.plugin import install_dsp
 from esante.fhir.definitions import get_registry
 from esante.fhir.hooks import HookRegistry
@@ -109,6 +110,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     install_dsp(platform)
     install_hpd(platform)
     install_notify(platform)
+    install_cve(platform)
     return platform
 
 
