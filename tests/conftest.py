@@ -64,6 +64,8 @@ _TABLES = (
     "oauth_revoked_token",
     "oauth_assertion_jti",
     "notify_outbox",
+    "wse_affiliation",
+    "wse_usage",
     "notify_preference",
 )
 

@@ -503,3 +503,32 @@ dsp_document_blob = Table(
     Index("ix_dsp_document_blob_address", "address"),
     Index("ix_dsp_document_blob_patient", "patient_id"),
 )
+
+# WSE (docs/wse.md): each CCSS affiliation (a Coverage) as the eligibility check reads it, derived from the Coverage in
+# the same transaction by store hooks; one indexed SELECT by matricule answers a check.
+wse_affiliation = Table(
+    "wse_affiliation",
+    metadata,
+    Column("rid", BigInteger, primary_key=True, autoincrement=False),  # the Coverage's rid
+    Column("coverage_id", String(64), nullable=False),
+    Column("affiliation_id", String(64), nullable=False),  # the CCSS's affiliation number (the import's key)
+    Column("matricule", String(13), nullable=False),
+    Column("insurer", String(32), nullable=False),  # CNS, CMFEP, CMFEC, EMCFL, FOREIGN-<country>
+    Column("coverage_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # active | cancelled
+    Column("start_date", String(10), nullable=False),  # ISO dates (compare as text)
+    Column("end_date", String(10), nullable=True),  # inclusive; None: open-ended
+    Index("ix_wse_affiliation_matricule", "matricule"),
+    Index("ix_wse_affiliation_key", "affiliation_id"),
+)
+
+# WSE uses per day, caller kind (pharmacy | laboratory | cgdis) and operation, for the statistics bulletin: counters
+# only, nothing about the persons checked (the audit trail records each use).
+wse_usage = Table(
+    "wse_usage",
+    metadata,
+    Column("day", String(10), primary_key=True),  # ISO date (Luxembourg time)
+    Column("caller_kind", String(16), primary_key=True),
+    Column("operation", String(32), primary_key=True),  # eligibility | prescriber
+    Column("uses", BigInteger, nullable=False),
+)
