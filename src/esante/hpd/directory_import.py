@@ -167,8 +167,11 @@ class DirectoryImporter:
             try:
                 done = await self._write(lines)
             except _LineFailed as failure:
+                kept = [line for line in lines if line.number != failure.line]
+                if len(kept) == len(lines):  # not a line of this batch: a bug, not a bad line
+                    raise RuntimeError(f"a refusal named line {failure.line}, which is not in the batch") from failure
                 result.rejected.append(Rejection(failure.line, failure.reason))
-                lines = [line for line in lines if line.number != failure.line]
+                lines = kept
                 continue
             self._seen.update(done.seen)
             self._ids.update(done.ids)
@@ -300,13 +303,16 @@ class DirectoryImporter:
             if new_ehealth_id is not None:
                 batch.assigned.append((new_ehealth_id, stored.res_id))
             batch.seen[key] = (line.number, fingerprint)
-            batch.ids[key] = _Target(stored.res_id, body.get("active") if item.type == "Practitioner" else None)
+            # a Practitioner is active as its line states (a storage hook may have stamped the written body with the
+            # status recorded before this line's change, which _apply_status below makes the line's)
+            active = (item.right.active if item.right else body.get("active")) if item.type == "Practitioner" else None
+            batch.ids[key] = _Target(stored.res_id, active)
             if item.type == "Practitioner" and item.right is not None:
                 previous = right_to_practise_of(old) if old is not None else None
                 if (previous is None and not item.right.active) or (
                     previous is not None and previous.status is not item.right.status
                 ):  # before the line's roles are written: they are written under the new status
-                    await self._apply_status(session, stored, previous, item.right)
+                    await self._apply_status(session, line.number, stored, previous, item.right)
                     batch.status_changes += 1
                     # the cascade wrote roles of this batch: what the batch looked up is stale for them
                     await session.flush()
@@ -316,6 +322,7 @@ class DirectoryImporter:
     async def _apply_status(
         self,
         session: StoreSession,
+        line: int,
         practitioner: StoredResource,
         previous: RightToPractise | None,
         right: RightToPractise,
