@@ -358,7 +358,8 @@ class DirectoryImporter:
                 await session.update(content, role)
 
     async def _analyze(self) -> None:
-        """PostgreSQL: refresh the planner statistics of the tables the look-ups read, as the directory grows.
+        """PostgreSQL: refresh the planner statistics of the tables the look-ups (and the searches) read, as the
+        directory grows.
 
         A directory loaded into empty tables is otherwise planned as if it were still empty when autovacuum has not
         run (or is off): the business-key look-ups then scan instead of probing the index (the MPI's import met the
@@ -367,7 +368,8 @@ class DirectoryImporter:
         """
         if self.store.database.dialect.is_postgres:
             async with self.store.database.transaction() as conn:
-                await conn.execute("ANALYZE resource, idx_token, idx_reference, hpd_ehealth_id")
+                # idx_string and idx_date too: the directory's searches (names, localities, periods) read them
+                await conn.execute("ANALYZE resource, idx_token, idx_reference, idx_string, idx_date, hpd_ehealth_id")
 
     def _target(self, key: Key, batch: _Batch, found: dict[Key, Any]) -> _Target:
         target = batch.ids.get(key) or self._ids.get(key)
