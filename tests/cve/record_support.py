@@ -5,6 +5,7 @@ client acting for a professional, the establishment itself, staff)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -116,6 +117,21 @@ class World:
             extra_claims={"acct": account, "fhirUser": f"Patient/{assistant_patient}"},
         )
         return self.headers(value)
+
+    async def add_assistant(self, account: str, assistant_patient: str, holder: str) -> dict[str, str]:
+        """An active patient account ``account`` (of ``assistant_patient``) delegated by ``holder``; its headers."""
+        now = int(time.time()) - 5
+        async with self.database.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO account (id, kind, username, status, patient_id, roles, totp_enabled, failed_logins,"
+                " tokens_valid_after, created_at, updated_at) VALUES (?, 'patient', ?, 'active', ?, '', ?, 0, 0, ?, ?)",
+                (account, account, assistant_patient, True, now, now),
+            )
+            await conn.execute(
+                "INSERT INTO account_delegation (account_id, patient_id, created_at) VALUES (?, ?, ?)",
+                (account, holder, now),
+            )
+        return self.assistant(account, assistant_patient, holder)
 
     async def sql(self, text: str, *params: Any) -> list[Any]:
         async with self.database.read() as conn:
