@@ -1,49 +1,18 @@
-"""The import with the right-to-practise cascade wired as the TODO in ``DirectoryImporter._apply_status`` says.
-
-Until ``_apply_status`` calls ``change_right_to_practise`` itself, this test wires it exactly as the TODO describes
-(monkeypatch) and checks the import with the cascade and its storage hooks: a suspension by delta makes the roles
-inactive, re-importing it changes nothing, a restoration brings back the roles that had not ended, and a transition
-the status cannot take (withdrawn -> suspended) is a rejected line carrying the cascade's reason. Once the lead has
-wired the call, the monkeypatch goes (the assertions stay).
-"""
+"""The import drives the right-to-practise cascade (``DirectoryImporter._apply_status`` calls
+``change_right_to_practise``): a suspension by delta makes the roles inactive, re-importing it changes nothing, a
+restoration brings back the roles that had not ended, and a transition the status cannot take (withdrawn ->
+suspended) is a rejected line carrying the cascade's reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from esante.app import Platform
-from esante.hpd import directory_import
-from esante.hpd.practise import Agent, PractiseError, change_right_to_practise
 from tests.hpd.directory_support import current, gp, hospital, nurse, write_csv
 from tests.hpd.test_directory_import import run
 
-_original = directory_import.DirectoryImporter._apply_status
 
-
-async def _wired(self: Any, session: Any, line: int, practitioner: Any, previous: Any, right: Any) -> None:
-    try:
-        await change_right_to_practise(
-            session,
-            practitioner.res_id,
-            right.status,
-            reason=right.reason or "register import",
-            source="import",
-            agent=Agent(self.operator, "operator"),
-            effective=right.date,
-            allow_unchanged=True,
-        )
-    except PractiseError as error:
-        raise directory_import._LineFailed(line, error.message) from error
-    await _original(self, session, line, practitioner, previous, right)
-
-
-async def test_the_import_drives_the_cascade(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(directory_import.DirectoryImporter, "_apply_status", _wired)
+async def test_the_import_drives_the_cascade(platform: Platform, tmp_path: Path) -> None:
     await run(platform, write_csv(tmp_path / "full.csv", [gp(), hospital(role_until="2025-01-31"), nurse()]))
     suspended = {"status": "suspended", "status_date": "2025-05-20", "status_reason": "suspension disciplinaire"}
     result = await run(platform, write_csv(tmp_path / "s.csv", [gp(**suspended)]))

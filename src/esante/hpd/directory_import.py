@@ -43,6 +43,7 @@ from esante.hpd.model import (
     RightToPractise,
     right_to_practise_of,
 )
+from esante.hpd.practise import Agent, PractiseError, change_right_to_practise
 from esante.hpd.terminology import ensure_code_systems
 
 Source = Iterable[tuple[int, Line | str]]
@@ -332,15 +333,24 @@ class DirectoryImporter:
         Every PractitionerRole of the professional follows: active iff the right is active and the role has not
         ended (a restoration brings back the roles that were active, not those that ended meanwhile).
         """
-        # TODO(lead, hpd-practise): call here, first, in this transaction:
-        #   await change_right_to_practise(session, practitioner.res_id, right.status, reason=right.reason or
-        #       "register import", source="import", agent=Agent(self.operator, "operator"), effective=right.date,
-        #       allow_unchanged=True)   # from esante.hpd.practise import Agent, change_right_to_practise
-        # so that tokens, sessions and system clients acting for the professional are revoked (or brought back),
-        # and turn its PractiseError (409: a transition the status cannot take, e.g. withdrawn -> suspended) into a
-        # rejected line (raise _LineFailed(line, message)). Keep the role loop below after it: it makes the roles
-        # the import itself wrote inactive during a loss active again on a restoration (the cascade only brings
-        # back the roles it held).
+        # first the cascade, in this transaction: tokens, sessions and system clients acting for the professional
+        # revoked (or the held roles brought back); a transition the status cannot take (e.g. withdrawn ->
+        # suspended) rejects the line with the cascade's reason
+        try:
+            await change_right_to_practise(
+                session,
+                practitioner.res_id,
+                right.status,
+                reason=right.reason or "register import",
+                source="import",
+                agent=Agent(self.operator, "operator"),
+                effective=right.date,
+                allow_unchanged=True,
+            )
+        except PractiseError as error:
+            raise _LineFailed(line, error.message) from error
+        # then the roles the import itself wrote inactive during a loss become active again on a restoration (the
+        # cascade only brings back the roles it held)
         await session.flush()
         rows = await session.conn.fetch(
             f"SELECT {', '.join('r.' + c.strip() for c in _SELECT_COLUMNS.split(','))} FROM idx_reference x"
