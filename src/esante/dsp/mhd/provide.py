@@ -112,7 +112,6 @@ class DocumentRecipient:
         self.match_grade = match_grade
 
     async def __call__(self, ctx: RequestContext, bundle: dict[str, Any]) -> Outcome:
-        bundle = copy.deepcopy(bundle)  # the audit trail keeps the request body as sent
         submission = read_submission(bundle, self.policy, self.classes)
         async with self.store.database.read() as conn:
             registers = Registers(conn, ctx.base_url, self.engine, self.match_grade)
