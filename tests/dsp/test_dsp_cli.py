@@ -201,3 +201,26 @@ def test_destroy_due(db_url: str, tmp_path: Path, audit: bool) -> None:
     status = runner.invoke(cli, ["dsp", "status", "anna", "--db", db_url], env=env)
     body = orjson.loads(status.output)
     assert body["status"] == "destroyed" and body["destructions"][0]["counts"]["DocumentReference"] == 2
+
+
+def test_the_register_import_opens_the_dsps(db_url: str, tmp_path: Path) -> None:
+    """The certified import (``esante mpi import --certified``) opens a pending DSP per new identity through the
+    store hook, written in bulk at each batch's flush; a second import opens nothing more."""
+    runner = CliRunner()
+    env = {"ESANTE_VAR_DIR": str(tmp_path / "var")}
+    population = tmp_path / "population.ndjson"
+    made = runner.invoke(
+        cli, ["synth", "population", "--count", "30", "--seed", "5", "--out", str(population)], env=env
+    )
+    assert made.exit_code == 0, made.output
+    for _ in range(2):
+        imported = runner.invoke(
+            cli, ["mpi", "import", str(population), "--certified", "--db", db_url, "--batch", "7"], env=env
+        )
+        assert imported.exit_code == 0, imported.output
+
+    async def check(platform: Platform) -> None:
+        rows = await _rows(platform, "SELECT status, COUNT(*) FROM dsp_record GROUP BY status")
+        assert [tuple(r) for r in rows] == [("pending", 30)]
+
+    asyncio.run(_with_platform(Settings(var_dir=tmp_path / "var", database_url=db_url), check))

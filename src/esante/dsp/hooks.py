@@ -1,6 +1,7 @@
 """The DSP's storage hooks: what must hold whoever writes (the API, MHD, an import, the DSP's own writer).
 
-- a new **certified identity** gets its DSP opened (pending for the refusal window), unless it has one already;
+- a new **certified identity** gets its DSP opened (pending for the refusal window), unless it has one already —
+  written at the session's next flush, in bulk;
 - a **document** (DocumentReference, List) for a patient whose DSP does not accept documents (pending, refused,
   closed, destroyed) is refused with a 409 naming why — nothing stored;
 - the **confidentiality** of a DSP document (``securityLabel`` N/R/V) is the patient's: an API writer other than
@@ -19,10 +20,11 @@ import orjson
 from esante.dsp import grants_store, lifecycle_store
 from esante.dsp.context import DspContext
 from esante.dsp.grants_model import grant_row
-from esante.dsp.lifecycle_model import accepting, open_record
+from esante.dsp.lifecycle_model import DspRecord, accepting, open_record
 from esante.dsp.model import HIDDEN, labels_of, patient_of, reference_id
 from esante.fhir.errors import FhirError, Issue, unprocessable
 from esante.fhir.hooks import HookEvent, HookRegistry, Pointcut
+from esante.fhir.store import StoreSession
 
 LEVEL_SYSTEM = "urn:esante:identity-level"
 PATIENT_KINDS = frozenset({"patient", "assistant"})
@@ -43,6 +45,29 @@ def _previous(event: HookEvent) -> dict[str, Any] | None:
         return None
     loaded: dict[str, Any] = orjson.loads(previous.content)
     return loaded
+
+
+_PENDING = "_dsp_pending_opens"  # StoreSession attribute: DSPs to open at the session's next flush
+
+
+def _pending_opens(session: StoreSession) -> list[DspRecord]:
+    """The DSPs a session opens, written with one statement at its next flush, as the store writes its own rows
+    (a register import of a million identities pays one INSERT per batch, not one per identity)."""
+    pending: list[DspRecord] | None = getattr(session, _PENDING, None)
+    if pending is not None:
+        return pending
+    pending = []
+    setattr(session, _PENDING, pending)
+    store_flush = session.flush
+
+    async def flush() -> None:
+        while pending:
+            batch, pending[:] = pending[:2000], pending[2000:]
+            await lifecycle_store.insert_many_if_absent(session.conn, batch)
+        await store_flush()
+
+    session.flush = flush  # type: ignore[method-assign]
+    return pending
 
 
 class DspHooks:
@@ -71,7 +96,7 @@ class DspHooks:
         if resource.get("active") is False or event.stored is None:
             return  # a merged identity (replaced-by) gets no DSP of its own
         record = open_record(event.stored.res_id, self.context.now(), self.context.settings.refusal_window_days)
-        await lifecycle_store.insert_if_absent(event.session.conn, record)
+        _pending_opens(event.session).append(record)
 
     async def document_created(self, event: HookEvent) -> None:
         resource = event.resource
