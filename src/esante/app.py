@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from esante import __version__, logs
 from esante.config import Settings, load_settings
-from esante.db.engine import Database, create_database
 from esante.cve.plugin import install_cve
+from esante.db.engine import Database, create_database
 from esante.dsp.plugin import install_dsp
 from esante.fhir.definitions import get_registry
 from esante.fhir.hooks import HookRegistry
@@ -48,6 +48,7 @@ from esante.security.pdp.engine import PolicyDecisionPoint
 from esante.security.pdp.rules import default_rules
 from esante.security.ratelimit import RateLimiter
 from esante.security.resource_server import ResourceServer
+from esante.wse.plugin import install_wse
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -110,6 +111,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     install_dsp(platform)
     install_hpd(platform)
     install_notify(platform)
+    install_wse(platform)
     install_cve(platform)
     return platform
 

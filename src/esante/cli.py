@@ -20,6 +20,7 @@ from esante.mpi.cli import mpi_app
 from esante.mpi.matching_cli import parameters_app as _registers_matching_commands  # noqa: F401
 from esante.mpi.mllp.cli import mllp
 from esante.notify.cli import notify_app
+from esante.wse.cli import wse_app
 
 if TYPE_CHECKING:
     from esante.security.accounts.letters import ActivationLetter
@@ -47,6 +48,7 @@ app.add_typer(dsp_app, name="dsp")
 app.add_typer(notify_app, name="notify")
 app.add_typer(cve_app, name="cve")
 app.add_typer(blobs_app, name="blobs")
+app.add_typer(wse_app, name="wse")
 app.command("mllp")(mllp)
 synth_app = typer.Typer(help="Synthetic test data: a population for the MPI's benchmarks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")

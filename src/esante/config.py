@@ -112,6 +112,13 @@ class Settings:
     # professions whose members vaccinate by their profession alone; the others need the HPD qualification
     # urn:esante:cve:qualification|trained-vaccinator ("vaccinateur formé") on their Practitioner
     cve_vaccinator_professions: str = "medecin"
+    # --- WSE, affiliation and right-to-prescribe checks (docs/wse.md) ---
+    wse_client_kinds: str = "pharmacy,laboratory,cgdis"  # OAuth client kinds that may use the WSE operations
+    wse_insurers_file: str = ""  # the funds (JSON, data/insurers.json layout); empty → the packaged list
+    wse_prescribing_file: str = ""  # which professions may prescribe what (JSON); empty → the packaged table
+    wse_past_days: int = 3660  # how far back a date of service may be (days; further: "date-out-of-range")
+    wse_future_days: int = 31  # how far ahead a date of service may be (days)
+    wse_usage_flush_seconds: int = 1  # how often each process adds its use counters to wse_usage
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

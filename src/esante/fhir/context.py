@@ -30,6 +30,7 @@ class Outcome:
 
     ``stream`` (with ``media_type``) replaces the FHIR body with raw bytes streamed to the client: a document's
     content (IHE MHD ITI-68) served from the blob store as it is decrypted.
+    ``audit_entities`` are recorded in each of the interaction's AuditEvents, after the query or resource entities.
     """
 
     status: int
@@ -39,3 +40,6 @@ class Outcome:
     touched: list[StoredResource] | None = None  # what a search/delete read or removed (for the audit trail)
     stream: AsyncIterator[bytes] | None = None
     media_type: str | None = None
+    # BALP entities an operation adds to its AuditEvents: what it consulted that ``touched`` cannot name (e.g. a
+    # person looked up by an identifier, a resource read by a query-type operation); no resource content
+    audit_entities: tuple[dict[str, Any], ...] = ()

@@ -95,6 +95,7 @@ class AuditRecord:
     resource_id: str | None = None
     touched: tuple[Touched, ...] = ()
     patients: tuple[str, ...] = ()  # patients known from the request itself (Patient/x, compartment searches)
+    entities: tuple[dict[str, Any], ...] = ()  # BALP entities an operation adds (Outcome.audit_entities)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -300,7 +301,7 @@ def build_events(record: AuditRecord) -> list[dict[str, Any]]:
         event = dict(base)
         if record.interaction not in _BUNDLES:
             event["meta"] = {"profile": [PROFILE_BASE + ("Patient" if patient else "") + _PROFILE[action]]}
-        event["entity"] = [*entities, *([_patient(patient)] if patient else []), *request]
+        event["entity"] = [*entities, *record.entities, *([_patient(patient)] if patient else []), *request]
         events.append(event)
     return events
 

@@ -276,6 +276,7 @@ class Auditor:
             resource_id=res_id,
             touched=touched,
             patients=patient_from_path(parts),
+            entities=outcome.audit_entities if outcome is not None else (),
         )
 
     def _touched(self, outcome: Outcome) -> list[Touched]:
