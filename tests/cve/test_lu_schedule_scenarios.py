@@ -370,3 +370,28 @@ def test_newborn_rsv_antibody_in_season_or_at_its_start(lu: SupportingData) -> N
     assert group(too_old, "RSV").status is SeriesStatus.AGED_OUT
     mother_vaccinated = Patient(date(2025, 10, 1), "M", observations=(Observation("278"),))
     assert group(assess(lu, mother_vaccinated, ON, ["RSV"]), "RSV").status is SeriesStatus.CONTRAINDICATED
+
+
+def test_dtap_ipv_products_recorded_as_cvx_130_count_for_teenagers_adults_and_pregnancy(lu: SupportingData) -> None:
+    """Boostrix Polio / Repevax (dTap-IPV) have no CVX of their own; the product table records them as 130. Given at
+    15 years (1 Jun 2024) it is the adolescent booster for DTaP and polio, and the next one is due 10 years later
+    (1 Jun 2034, past due 28 Jun 2034); in pregnancy it counts as the pertussis dose."""
+    teen = Patient(
+        date(2009, 5, 1),
+        "F",
+        doses(
+            (date(2009, 7, 1), HEXAVALENT),
+            (date(2009, 9, 1), HEXAVALENT),
+            (date(2010, 4, 1), HEXAVALENT),
+            (date(2015, 1, 1), DTAP_IPV),
+            (date(2024, 6, 1), DTAP_IPV),
+        ),
+    )
+    result = assess(lu, teen, ON, ["DTaP/Tdap/Td", "Polio"])
+    for antigen in ("Diphtheria", "Tetanus", "Pertussis", "Polio"):
+        assert statuses(result, antigen)[-1][1] is EvaluationStatus.VALID, antigen
+    due(group(result, "DTaP/Tdap/Td"), None, date(2034, 6, 1), date(2034, 6, 28))
+    due(group(result, "Polio"), None, date(2034, 6, 1), date(2034, 6, 28))
+    pregnant = Patient(date(1995, 3, 3), "F", doses((date(2025, 11, 1), DTAP_IPV)), PREGNANT)
+    after = assess(lu, pregnant, date(2025, 11, 15), ["DTaP/Tdap/Td"])
+    assert group(after, "DTaP/Tdap/Td", "Risk").status is SeriesStatus.COMPLETE
