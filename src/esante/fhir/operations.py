@@ -51,6 +51,9 @@ class OperationDefinition:
     # anyone may invoke it, with no access token (a token, when sent, is still checked): the handler asks the
     # policy what such a caller gets (a rule granting anonymous callers, e.g. the public directory search)
     public: bool = False
+    # the operation writes nothing: a POST invocation runs like a read, on a read connection that also serves the
+    # bearer gate's live check (no write transaction: two round trips and a pool checkout fewer; e.g. the WSE checks)
+    read_only: bool = False
 
 
 @dataclass

@@ -95,9 +95,22 @@ class FhirRouter:
         """The bearer token check (ITI-72) for everything but the CapabilityStatement, which SMART clients read
         before they have a token. Reads check the token on their own read connection (see ``_handle``); other
         requests are authenticated before their body is even parsed."""
-        if self._needs_token(request) and not _is_read(request.method, request.path):
+        if self._needs_token(request) and not self._reads(request.method, request.path):
             await self._authenticate(request)
         return await self._handle(request)
+
+    def _reads(self, method: str, path: str) -> bool:
+        """Served on a read connection: GET/HEAD, POST _search, and POST to an operation declared ``read_only``."""
+        if _is_read(method, path):
+            return True
+        return method.upper() == "POST" and self._read_only_operation([p for p in path.split("/") if p])
+
+    def _read_only_operation(self, parts: list[str]) -> bool:
+        if not parts or not parts[-1].startswith("$") or len(parts) > 3:
+            return False
+        scope = parts[:-1]
+        operation = self.operations.find(parts[-1][1:], scope[0] if scope else None, len(scope) == 2)
+        return operation is not None and operation.read_only
 
     def _needs_token(self, request: FhirRequest) -> bool:
         """Every request but the CapabilityStatement and, when no token is sent, a public operation."""
@@ -135,6 +148,14 @@ class FhirRouter:
         method = request.method.upper()
         parts = [p for p in request.path.split("/") if p]
         ctx = request.ctx
+        if method == "POST" and self._read_only_operation(parts):
+            async with self.store.database.read() as conn:
+                if self._needs_token(request):
+                    await self._authenticate(request, conn)
+                    ctx = request.ctx
+                body = self._parse_body(method, parts, request)
+                session = self.store.session(conn, ctx.caller)
+                return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, body)
         if _is_read(method, request.path):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))

@@ -29,6 +29,7 @@ from esante.db.engine import Connection
 from esante.fhir.model import StoredResource, micros_to_instant, row_to_stored
 from esante.fhir.store import _SELECT_COLUMNS, ResourceStore
 from esante.wse.affiliation_store import AffiliationIndex
+from esante.wse.insurers import ensure_insurers
 from esante.wse.model import (
     MATRICULE_SYSTEM,
     Affiliation,
@@ -86,6 +87,7 @@ class AffiliationImporter:
     async def run(self, source: Iterable[Line], progress: Callable[[int], None] | None = None) -> ImportResult:
         result = ImportResult()
         started = time.perf_counter()
+        await ensure_insurers(self.store, self.insurers)  # the payor references resolve
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])  # short-lived containers by the million
         seen: set[str] = set()

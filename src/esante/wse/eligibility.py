@@ -124,6 +124,7 @@ class EligibilityCheck:
             type_level=True,
             resource_types=frozenset({"CoverageEligibilityRequest"}),
             requires="c",
+            read_only=True,
             documentation=(
                 "WSE eligibility check: is the person (matricule or eSanté patient id) affiliated at the CCSS on the "
                 "date of service, with which fund, for which period. POST a CoverageEligibilityRequest, or GET "

@@ -1,5 +1,5 @@
-"""The funds as Organizations in the store (fixed ids ``wse-insurer-<code>``), written when the server starts and
-before each import, so that every Coverage's ``payor`` reference resolves. Unchanged content is not written again;
+"""The funds as Organizations in the store (fixed ids ``wse-insurer-<code>``), written before each affiliation
+import, so that every Coverage's ``payor`` reference resolves. Unchanged content is not written again;
 concurrent starts (several workers) serialise on an advisory lock."""
 
 from __future__ import annotations

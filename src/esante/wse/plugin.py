@@ -1,5 +1,6 @@
-"""Plugs the WSE into a platform: the affiliation index (store hooks), the two operations, who may call them, the
-funds' Organizations (written at start-up) and the use counters (flushed in the background, and at shutdown)."""
+"""Plugs the WSE into a platform: the affiliation index (store hooks), the two operations, who may call them and the
+use counters (flushed in the background, and at shutdown). The funds' Organizations are written by each affiliation
+import (``insurers.py``), not at start-up: a platform without affiliations has no funds in its directory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING
 from esante.wse.affiliation_store import AffiliationIndex
 from esante.wse.callers import ClientKinds, WseCallerRule
 from esante.wse.eligibility import EligibilityCheck
-from esante.wse.insurers import ensure_insurers
 from esante.wse.model import InsurerTable, load_insurers
 from esante.wse.prescriber import PrescriberCheck
 from esante.wse.prescribing import load_table
@@ -45,11 +45,6 @@ def install_wse(platform: Platform) -> Wse:
     kinds = [k.strip() for k in settings.wse_client_kinds.split(",") if k.strip()]
     platform.policy.add_rule(WseCallerRule(kinds))
     platform.resource_server.add_check(ClientKinds().check)
-
-    async def insurers_at_start() -> None:
-        await ensure_insurers(platform.store, insurers)
-
-    platform.startup.append(insurers_at_start)
     platform.shutdown.append(usage.close)
     wse = Wse(index, insurers, usage, eligibility, prescriber)
     platform.wse = wse  # type: ignore[attr-defined]

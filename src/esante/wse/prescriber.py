@@ -199,6 +199,7 @@ class PrescriberCheck:
             type_level=True,
             resource_types=frozenset({"Practitioner"}),
             requires="r",
+            read_only=True,
             documentation=(
                 "WSE right-to-prescribe check: may the professional (eHealthID or CNS provider code) prescribe on the "
                 "date (right to practise on that day, profession and specialties, the prescribing table). "
