@@ -153,9 +153,11 @@ class FhirRouter:
                 if self._needs_token(request):
                     await self._authenticate(request, conn)
                     ctx = request.ctx
-                body = self._parse_body(method, parts, request)
+                parameters = self._parse_body(method, parts, request)
                 session = self.store.session(conn, ctx.caller)
-                return await self.dispatch(session, ctx, method, request.path, request.query, request.headers, body)
+                return await self.dispatch(
+                    session, ctx, method, request.path, request.query, request.headers, parameters
+                )
         if _is_read(method, request.path):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))
