@@ -41,6 +41,13 @@ async def test_round_trip_of_each_origin(db_url: str, tmp_path: Path) -> None:
         doc = await practitioner(http, world, "doc", 1)
         await authorize(http, world, "baby", "doc")
         vaccinator = world.professional(doc)
+        changed: list[str] = []
+
+        async def listener(session: Any, patient_id: str) -> None:
+            assert session.conn is not None  # inside the writing transaction
+            changed.append(patient_id)
+
+        world.context.on_record_change(listener)
 
         # performed, from the scanned pack only: product, CVX check, lot, expiry, serial, manufacturer filled;
         # the vaccinator becomes the performer; recorded is set
@@ -57,6 +64,7 @@ async def test_round_trip_of_each_origin(db_url: str, tmp_path: Path) -> None:
         assert stored["manufacturer"]["identifier"] == {"system": "http://hl7.org/fhir/sid/mvx", "value": "PMC"}
         assert stored["performer"][0]["actor"]["reference"] == "Practitioner/doc"
         assert stored["recorded"]
+        assert changed == ["baby"]  # the record listeners heard of it (e.g. the DSP-consent document)
 
         # historical (paper card), given without a lot: primarySource false and reportOrigin "record" follow
         response = await _create(
