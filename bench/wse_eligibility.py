@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import orjson
 
 from bench.machine import describe
-from bench.run import recreate_database, run_wrk, start_server
+from bench.run import recreate_database, run_wrk
 from esante.app import build_platform
 from esante.config import Settings
 from esante.demo import register_system_client
@@ -78,6 +79,29 @@ def backend_pids(url: str, database: str) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
+def start_server(url: str, port: int, workers: int, data_dir: Path, audit: bool) -> subprocess.Popen[bytes]:
+    """``esante serve`` as an operator starts it (6 connections per pool: PostgreSQL here is shared)."""
+    env = dict(
+        os.environ,
+        ESANTE_LOG_LEVEL="warning",
+        ESANTE_DB_POOL_SIZE="6",
+        ESANTE_VAR_DIR=str(data_dir),
+        ESANTE_AUDIT_ENABLED="true" if audit else "false",
+    )
+    cmd = [sys.executable, "-m", "esante.cli", "serve", "--db", url, "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -121,7 +145,7 @@ async def load(url: str, path: Path) -> dict[str, Any]:
     from esante.wse.insurers import ensure_insurers
     from esante.wse.sources import read_file
 
-    platform = build_platform(Settings(database_url=url, audit_enabled=False))
+    platform = build_platform(Settings(database_url=url, audit_enabled=False, db_pool_size=2))
     await platform.database.connect()
     try:
         wse = platform.wse  # type: ignore[attr-defined]
@@ -180,7 +204,7 @@ def requests_file(data_dir: Path, persons: list[str], rng: random.Random, n: int
 
 
 async def pharmacy_token(url: str, data_dir: Path, port: int) -> str:
-    settings = Settings(database_url=url, var_dir=data_dir, port=port)
+    settings = Settings(database_url=url, var_dir=data_dir, port=port, db_pool_size=1)
     platform = build_platform(settings)
     await platform.database.connect()
     try:
