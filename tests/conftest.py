@@ -67,6 +67,8 @@ _TABLES = (
     "wse_affiliation",
     "wse_usage",
     "notify_preference",
+    "cve_reminder",
+    "cve_dsp_sync",
 )
 
 

@@ -29,7 +29,7 @@ def test_db_upgrade_uses_env_configuration(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "esante.sqlite3").exists()
-    assert current(load_settings().effective_database_url) == "0014"
+    assert current(load_settings().effective_database_url) == "0015"
 
 
 def test_config_file_and_precedence(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

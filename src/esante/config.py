@@ -112,6 +112,14 @@ class Settings:
     # professions whose members vaccinate by their profession alone; the others need the HPD qualification
     # urn:esante:cve:qualification|trained-vaccinator ("vaccinateur formé") on their Practitioner
     cve_vaccinator_professions: str = "medecin"
+    # reminders of due and overdue vaccinations (`esante cve reminders`, docs/cve.md "Reminders"): the server runs the
+    # job itself every cve_reminders_interval_hours hours (0, the default: it does not; a timer runs the command)
+    cve_reminders_interval_hours: int = 0
+    cve_reminders_batch: int = 200  # patients per transaction of the reminders job
+    cve_reminders_lead_days: int = 14  # a due dose is reminded from its recommended date less these days
+    # the DSP consent (docs/cve.md "DSP consent"): seconds between the server's runs of the worker that files the
+    # vaccination-history document of consenting patients after each change (0: off; `esante cve dsp-sync` runs it)
+    cve_dsp_sync_interval: int = 10
     # --- WSE, affiliation and right-to-prescribe checks (docs/wse.md) ---
     wse_client_kinds: str = "pharmacy,laboratory,cgdis"  # OAuth client kinds that may use the WSE operations
     wse_insurers_file: str = ""  # the funds (JSON, data/insurers.json layout); empty → the packaged list

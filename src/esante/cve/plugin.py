@@ -10,9 +10,11 @@ from esante.cve.access_caller import cve_token_check
 from esante.cve.access_rule import CveAccessRule
 from esante.cve.consent_operations import consent_operations
 from esante.cve.context import CveContext
+from esante.cve.dsp_consent_plugin import install_dsp_consent
 from esante.cve.immds_operation import forecast_operations
 from esante.cve.record.gs1_operation import parse_gs1_operation
 from esante.cve.record.hooks import CveRecordHooks
+from esante.cve.reminders_background import install_reminders
 
 if TYPE_CHECKING:
     from esante.app import Platform
@@ -40,4 +42,6 @@ def install_cve(platform: Platform) -> CveContext:
         *consent_operations(context),
     ):
         platform.operations.register(operation)
+    install_dsp_consent(platform, context)  # the DSP consent: queue hooks, $cve-dsp-consent, the sync task
+    install_reminders(platform, context)  # the server's reminders run, when cve_reminders_interval_hours > 0
     return context

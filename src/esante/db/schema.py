@@ -532,3 +532,36 @@ wse_usage = Table(
     Column("operation", String(32), primary_key=True),  # eligibility | prescriber
     Column("uses", BigInteger, nullable=False),
 )
+
+# --- CVE, the vaccination record (cve/, docs/cve.md). Times are epoch seconds. -----------------------------------
+# The due doses already reminded: one row per (patient, dose key) written in the transaction of the notification that
+# reminded it; the primary key is what makes "never twice for the same due dose" hold under concurrency.
+cve_reminder = Table(
+    "cve_reminder",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("dose_key", String(255), primary_key=True),  # vaccine group | series type | dose number | earliest date
+    Column("notification_id", String(64), nullable=False),  # the Communication that reminded it
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The DSP-consent queue: a row per patient whose vaccination-history document may need filing again, upserted in the
+# transaction of every change of their record or of their DSP-sharing consent; the sync worker files the document
+# through the DSP's MHD path after commit and records the outcome here.
+cve_dsp_sync = Table(
+    "cve_dsp_sync",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending | waiting | filed | not-filed | stopped
+    Column("reason", String(255), nullable=True),  # why not filed (dsp-closed, …) or the last failure; no health data
+    Column("requested_at", BigInteger, nullable=False),  # epoch microseconds of the last change (compare-and-set)
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=True),  # a sync worker's lease on the row
+    Column("claim_token", String(36), nullable=True),
+    Column("document_id", String(64), nullable=True),  # the last DocumentReference filed
+    Column("content_hash", String(64), nullable=True),  # SHA-256 of the history it holds (unchanged → not refiled)
+    Column("filed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_cve_dsp_sync_due", "status", "next_attempt_at"),
+)
