@@ -229,7 +229,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8097)
-    parser.add_argument("--variants", default="post,get,post-audit-off")
+    parser.add_argument("--variants", default="post,post-audit-off,post-c4,post-audit-off-c4,get")
+    parser.add_argument("--rounds", type=int, default=1, help="run the variants this many times, in turn")
     parser.add_argument("--out", default=str(RESULTS / "wse_eligibility.json"))
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -255,19 +256,21 @@ def main() -> None:
     requests_file(data_dir, persons, rng)
     token = asyncio.run(pharmacy_token(url, data_dir, args.port))
     runs = []
-    for variant in args.variants.split(","):
-        audit = not variant.endswith("audit-off")
+    for variant in [v for _ in range(args.rounds) for v in args.variants.split(",")]:
+        # a variant: post | get, "-audit-off" for the trail off, "-c<N>" for N connections instead of --connections
+        audit = "audit-off" not in variant
+        connections = int(variant.rsplit("-c", 1)[1]) if "-c" in variant else args.connections
         os.environ["WSE_METHOD"] = "GET" if variant.startswith("get") else "POST"
         os.environ["WSE_WORKLOAD"] = variant
         server = start_server(url, args.port, args.workers, data_dir, audit)
         try:
-            run_wrk("wse_check.lua", args.port, 5, args.connections, data_dir, token)  # warm-up, not measured
+            run_wrk("wse_check.lua", args.port, 5, connections, data_dir, token)  # warm-up, not measured
             time.sleep(2)
             before = load_average()
             pids, backends = server_pids(server.pid), backend_pids(url, args.database)
             cpu_app, cpu_db = proc_cpu(pids), proc_cpu(backends)
             cpu_gen = resource.getrusage(resource.RUSAGE_CHILDREN)
-            result = run_wrk("wse_check.lua", args.port, args.duration, args.connections, data_dir, token)
+            result = run_wrk("wse_check.lua", args.port, args.duration, connections, data_dir, token)
             gen = resource.getrusage(resource.RUSAGE_CHILDREN)
             app_ms = (proc_cpu(pids) - cpu_app) * 1000 / max(1, result["requests"])
             db_ms = (proc_cpu(backends) - cpu_db) * 1000 / max(1, result["requests"])
@@ -277,6 +280,7 @@ def main() -> None:
             result.update(
                 variant=variant,
                 audit=audit,
+                connections=connections,
                 load_before=before,
                 load_after=load_average(),
                 cpu_ms_per_check={"server": round(app_ms, 3), "postgresql": round(db_ms, 3), "wrk": round(gen_ms, 3)},
