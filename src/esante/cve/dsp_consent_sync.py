@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,8 +115,16 @@ def install_queue_hooks(context: CveContext, hooks: HookRegistry, wake: Callable
     """Queue the patient in the transaction of every change of their record (the CVE's record listener) or of
     their DSP-sharing Consent; ``wake`` tells this process's worker that there is work once it commits."""
 
+    # the patients already queued in a transaction (by its connection): an import writing ten Immunizations of a
+    # patient in one transaction queues them once
+    queued: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
     async def record_changed(session: Any, patient_id: str) -> None:
+        seen = queued.setdefault(session.conn, set())
+        if patient_id in seen:
+            return
         await queue.request(session.conn, patient_id, int(context.clock() * 1_000_000))
+        seen.add(patient_id)
         if wake is not None:
             wake()
 
