@@ -262,7 +262,16 @@ def main() -> None:
         connections = int(variant.rsplit("-c", 1)[1]) if "-c" in variant else args.connections
         os.environ["WSE_METHOD"] = "GET" if variant.startswith("get") else "POST"
         os.environ["WSE_WORKLOAD"] = variant
-        server = start_server(url, args.port, args.workers, data_dir, audit)
+        server = None
+        for attempt in range(4):  # PostgreSQL is shared here: its connection slots may be taken for a while
+            try:
+                server = start_server(url, args.port, args.workers, data_dir, audit)
+                break
+            except RuntimeError as error:
+                print(f"server did not start (attempt {attempt + 1}): {str(error)[-200:]}", flush=True)
+                time.sleep(30)
+        if server is None:
+            continue
         try:
             run_wrk("wse_check.lua", args.port, 5, connections, data_dir, token)  # warm-up, not measured
             time.sleep(2)
@@ -289,6 +298,7 @@ def main() -> None:
             )
             print(json.dumps(result), flush=True)
             runs.append(result)
+            Path(args.out).write_text(json.dumps({**report, "runs": runs}, indent=2) + "\n")  # partial results
         finally:
             server.terminate()
             server.wait(timeout=60)
