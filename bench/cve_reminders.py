@@ -70,7 +70,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from esante.fhir.store import ResourceStore
 
     var = Path(os.environ.get("ESANTE_BENCH_VAR", "/tmp/esante-bench-cve"))
-    settings = Settings(var_dir=var, database_url=args.db, db_pool_size=4, cve_schedule="lu", cve_dsp_sync_interval=0)
+    settings = Settings(var_dir=var, database_url=args.db, db_pool_size=2, cve_schedule="lu", cve_dsp_sync_interval=0)
     platform = build_platform(settings)
     await platform.database.connect()
     today = datetime.now(UTC).date()
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--seed-workers", type=int, default=2)
     parser.add_argument("--no-hooks", dest="hooks", action="store_false", help="Seed without the platform's hooks.")
     parser.add_argument("--skip-seed", action="store_true", help="Reuse the database as it is.")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where to write the JSON results.")
     args = parser.parse_args()
     if not args.db.startswith("postgresql"):
         parser.error("the benchmark runs on PostgreSQL")
@@ -147,8 +148,8 @@ def main() -> None:
     results = asyncio.run(run(args))
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results["machine"] = describe(args.db)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
     table = Table(title=f"CVE reminders over {results['patients_with_a_cve']} records ({date.today()})")
     for column in ("phase", "patients/s", "seconds", "notifications", "doses reminded", "load before → after"):
         table.add_column(column)
