@@ -90,6 +90,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seeded["load_average_before"], seeded["load_average_after"] = load, _load()
             results["seed"] = seeded
             console.print(f"seeded {seeded}")
+        if args.hooks and not args.skip_seed:  # the hooks queued every patient for the DSP-consent worker
+            from esante.cve.dsp_consent_sync import DspSync
+
+            load = _load()
+            started = time.perf_counter()
+            drained = await DspSync(platform, cve_context(platform)).run_once()
+            seconds = time.perf_counter() - started
+            results["dsp_queue_drain"] = {
+                "rows": drained.handled,
+                "no_consent": drained.stopped,
+                "seconds": round(seconds, 1),
+                "rows_per_second": round(drained.handled / seconds, 1) if seconds else None,
+                "load_average_before": load,
+                "load_average_after": _load(),
+            }
+            console.print("dsp_queue_drain", results["dsp_queue_drain"])
         total = await count_patients(platform.store)
         results["patients_with_a_cve"] = total
         context = cve_context(platform)

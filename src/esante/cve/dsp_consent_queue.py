@@ -20,7 +20,18 @@ from dataclasses import dataclass
 
 from esante.db.engine import Connection
 
-__all__ = ["QueueRow", "claim", "counts", "finish", "release", "request", "request_all", "state"]
+__all__ = [
+    "QueueRow",
+    "any_due",
+    "claim",
+    "counts",
+    "due_count",
+    "finish",
+    "release",
+    "request",
+    "request_all",
+    "state",
+]
 
 STATUSES = ("pending", "waiting", "filed", "not-filed", "stopped")
 _COLUMNS = "patient_id, status, reason, requested_at, attempts, document_id, content_hash, filed_at, next_attempt_at"
@@ -145,6 +156,16 @@ async def counts(conn: Connection) -> dict[str, int]:
     for raw in await conn.fetch("SELECT status, COUNT(*) FROM cve_dsp_sync GROUP BY status"):
         found[str(raw[0])] = int(raw[1])
     return found
+
+
+async def any_due(conn: Connection, now: int) -> bool:
+    """Whether a row is due and not leased (one indexed probe)."""
+    row = await conn.fetchrow(
+        "SELECT 1 FROM cve_dsp_sync WHERE status IN ('pending', 'waiting') AND next_attempt_at <= ?"
+        " AND (claimed_until IS NULL OR claimed_until < ?) LIMIT 1",
+        (now, now),
+    )
+    return row is not None
 
 
 async def due_count(conn: Connection, now: int) -> int:

@@ -197,6 +197,9 @@ class DspSync:
         while limit is None or report.handled < limit:
             size = self.batch if limit is None else min(self.batch, limit - report.handled)
             now = int(self.clock())
+            async with database.read() as conn:  # most runs find nothing: no write transaction for them
+                if not await queue.any_due(conn, now):
+                    break
             token = str(uuid.uuid4())
             async with database.transaction() as conn:
                 rows = await queue.claim(conn, now, size, now + 300 + 30 * size, token)
