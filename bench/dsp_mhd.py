@@ -174,7 +174,7 @@ def _start_server(url: str, port: int, workers: int, data_dir: Path, **env: str)
     environment = {
         **os.environ,
         "ESANTE_LOG_LEVEL": "warning",
-        "ESANTE_DB_POOL_SIZE": "8",
+        "ESANTE_DB_POOL_SIZE": "4",
         "ESANTE_VAR_DIR": str(data_dir),
         "ESANTE_AUDIT_ENABLED": "true",
         **env,
@@ -593,17 +593,23 @@ def search(args: argparse.Namespace) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         database_url=url, var_dir=data_dir, port=args.port, audit_enabled=False, warm_up=False,
-        dsp_refusal_window_days=0, dsp_establishment_reads=True,
+        dsp_refusal_window_days=0, dsp_establishment_reads=True, db_pool_size=2,
     )  # fmt: skip
     load_seconds = None
     if not args.skip_load:
-        subprocess.run(["psql", args.admin, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
-        subprocess.run(["psql", args.admin, "-qc", f"CREATE DATABASE {name}"], check=True)
-        reset(url)
         started = time.perf_counter()
-        asyncio.run(_patients_bulk(url, patients))
-        seconds = asyncio.run(_bulk_documents(url, args.documents, args.per_patient, args.load_workers))
-        console.print(f"{args.documents:,} documents written in {seconds:.0f} s ({args.documents / seconds:,.0f}/s)")
+        if not args.from_grants:  # (--from-grants: the documents are loaded, a run stopped after them)
+            subprocess.run(["psql", args.admin, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+            subprocess.run(["psql", args.admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+            reset(url)
+            asyncio.run(_patients_bulk(url, patients))
+            seconds = asyncio.run(_bulk_documents(url, args.documents, args.per_patient, args.load_workers))
+            rate = args.documents / seconds
+            console.print(f"{args.documents:,} documents written in {seconds:.0f} s ({rate:,.0f}/s)")
+            _save(
+                f"load_{args.documents}",
+                {"documents": args.documents, "seconds": round(seconds), "per_second": round(rate)},
+            )
         asyncio.run(_grants(settings, patients))
         # the visibility map and statistics a loaded production database has (index-only scans, plans)
         subprocess.run(["psql", url, "-qc", "VACUUM ANALYZE"], check=True)
@@ -612,6 +618,8 @@ def search(args: argparse.Namespace) -> None:
     async def tokens() -> dict[str, str]:
         database = await _connect(url)
         try:
+            async with database.transaction() as conn:  # a re-run (--skip-load) registers it again
+                await conn.execute("DELETE FROM oauth_client WHERE client_id = ?", (CLIENT,))
             await register_system_client(database, CLIENT, "bench", "system/*.rs", kind="hospital")
             async with database.read() as conn:
                 size = await conn.fetchval("SELECT pg_database_size(current_database())")
@@ -691,7 +699,8 @@ def main() -> None:
     two.add_argument("--duration", type=float, default=30)
     two.add_argument("--load-workers", type=int, default=os.cpu_count() or 2)
     two.add_argument("--data-dir", default="")
-    two.add_argument("--skip-load", action="store_true")
+    two.add_argument("--skip-load", action="store_true", help="measure the database loaded by an earlier run")
+    two.add_argument("--from-grants", action="store_true", help="the documents are loaded: grants, vacuum, measure")
     args = parser.parse_args()
     if args.command == "ingest":
         ingest(args)

@@ -92,7 +92,12 @@ class World:
 @asynccontextmanager
 async def mhd_world(db_url: str, folder: Path, **overrides: Any) -> AsyncIterator[World]:
     """The application on loopback with the examples' identities and professionals (see the module docstring)."""
-    values: dict[str, Any] = {"var_dir": folder, "database_url": db_url, "dsp_refusal_window_days": 0}
+    values: dict[str, Any] = {
+        "var_dir": folder,
+        "database_url": db_url,
+        "dsp_refusal_window_days": 0,
+        "db_pool_size": 3,
+    }
     values.update(overrides)
     settings = loopback_settings(**values)
     platform = build_platform(settings)

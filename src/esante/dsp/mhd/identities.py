@@ -181,10 +181,10 @@ class Registers:
         found = await self._by_token("Patient", "identifier", system, value)
         if not found:
             raise unknown_patient(f"no identity of the MPI has the identifier {system}|{value}", where)
-        persons = {(await self.patient_by_id(patient_id, where)).patient_id for patient_id in found}
+        persons = {person.patient_id: person for person in [await self.patient_by_id(i, where) for i in found]}
         if len(persons) > 1:
             raise unknown_patient(f"the identifier {system}|{value} designates several persons", where)
-        return await self.patient_by_id(found[0], where)
+        return next(iter(persons.values()))
 
     async def patient_by_resource(self, patient: dict[str, Any], where: str) -> Person:
         """A Patient sent in the Bundle (or contained): by its identifiers the MPI knows, else by matching."""
