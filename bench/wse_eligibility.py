@@ -244,7 +244,15 @@ def main() -> None:
     if not register.exists():
         write_register(register, args.count, random.Random(1))
     persons = sorted({line.split(",")[1] for line in register.read_text().splitlines()[1:]})
-    if args.reuse and affiliations(url) == args.count:
+    found = -1
+    for _ in range(10 if args.reuse else 0):  # PostgreSQL is shared: a refused connection is not an empty database
+        found = affiliations(url)
+        if found >= 0:
+            break
+        time.sleep(10)
+    if args.reuse and found < 0:
+        sys.exit(f"cannot read {args.database} (PostgreSQL refuses connections?): not reloading it")
+    if args.reuse and found == args.count:
         print(f"reusing {args.database} ({args.count:,} affiliations)")
     else:
         recreate_database(args.admin_url, args.database)
