@@ -207,6 +207,8 @@ def row_to_line(number: int, row: Mapping[str, str | None], today: date) -> Line
                     "active": True,
                     "providedBy": logical_ref("Organization", org_id, org_name),
                     "category": [{"coding": [profession]}],
+                    # mCSD's HealthcareService requires a type: the service given (the specialty, else the profession)
+                    "type": [{"coding": [service]}],
                     "specialty": [{"coding": [service]}] if specialties else None,
                     "location": [logical_ref("Location", site_id, site_name)] if site_id else None,
                     "name": f"{service['display']} — {site_name}",
