@@ -287,7 +287,11 @@ def main() -> None:
             pids, backends = server_pids(server.pid), backend_pids(url, args.database)
             cpu_app, cpu_db = proc_cpu(pids), proc_cpu(backends)
             cpu_gen = resource.getrusage(resource.RUSAGE_CHILDREN)
-            result = run_wrk("wse_check.lua", args.port, args.duration, connections, data_dir, token)
+            try:
+                result = run_wrk("wse_check.lua", args.port, args.duration, connections, data_dir, token)
+            except subprocess.CalledProcessError as error:  # recorded, and the next variant runs
+                runs.append({"variant": variant, "error": (error.stderr or "")[-500:], "load_before": before})
+                continue
             gen = resource.getrusage(resource.RUSAGE_CHILDREN)
             app_ms = (proc_cpu(pids) - cpu_app) * 1000 / max(1, result["requests"])
             db_ms = (proc_cpu(backends) - cpu_db) * 1000 / max(1, result["requests"])

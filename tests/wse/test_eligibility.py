@@ -149,6 +149,7 @@ async def test_by_esante_id_through_the_mpi(world: World) -> None:
         assert answer["insurer"]["identifier"]["value"] == "CNS"
         assert answer["patient"]["reference"] == f"Patient/{patient_id}"
         assert answer["patient"]["identifier"] == {"system": ESANTE_ID, "value": esante}
+        assert matricule(1) not in str(answer)  # asked by eSanté id: the matricule is not told
         # by matricule, the certified Patient is named too
         by_matricule = await check(world, http, cer(MATRICULE, matricule(1)))
         assert by_matricule["patient"]["reference"] == f"Patient/{patient_id}"

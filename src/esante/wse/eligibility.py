@@ -169,9 +169,8 @@ class EligibilityCheck:
         patient: dict[str, Any] = {}
         if found.patient_id:
             patient["reference"] = f"Patient/{found.patient_id}"
+        # the identifier as asked: a caller that named the person by eSanté id is not told their matricule
         patient["identifier"] = {"system": query.system, "value": query.value}
-        if found.matricule and not query.by_matricule:
-            patient["display"] = "matricule " + found.matricule
         request = (
             {"identifier": query.request_identifier}
             if query.request_identifier
