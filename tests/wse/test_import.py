@@ -232,3 +232,30 @@ def test_bad_files(env: str, tmp_path: Path) -> None:
     wrong = run("import-affiliations", str(header))
     assert wrong.exit_code == 2 and "missing columns" in wrong.output
     assert versions(env) == 0
+
+
+def test_small_batches_and_the_index_rebuilt(env: str, tmp_path: Path) -> None:
+    """Batches of two lines: look-ups, creates and updates across many transactions; the derived table rebuilt from
+    the Coverages is the one the hooks kept."""
+    rows = [affiliation(n, n % 4 + 1, "CNS", f"20{10 + n}-01-01") for n in range(1, 12)]
+    path = write_csv(tmp_path / "many.csv", rows)
+    assert "11 created" in run("import-affiliations", str(path), "--batch", "2").output
+    changed = [affiliation(n, n % 4 + 1, "CMFEC" if n % 3 == 0 else "CNS", f"20{10 + n}-01-01") for n in range(1, 12)]
+    result = run("import-affiliations", str(write_csv(tmp_path / "delta.csv", changed)), "--batch", "2")
+    assert "0 created, 3 updated, 8 unchanged" in result.output
+    kept = index_rows(env)
+    assert len(kept) == 11 and sum(1 for r in kept if r[2] == "CMFEC") == 3
+
+    async def rebuild() -> int:
+        from esante.wse.affiliation_store import rebuild as rebuild_index
+
+        database = create_database(env, pool_size=1)
+        await database.connect()
+        try:
+            async with database.transaction() as conn:
+                return await rebuild_index(conn)
+        finally:
+            await database.close()
+
+    assert asyncio.run(rebuild()) == 11
+    assert index_rows(env) == kept
