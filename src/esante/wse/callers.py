@@ -32,7 +32,7 @@ class ClientKinds:
     """client id → kind, read from ``oauth_client`` once per client (the kind never changes)."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, str | None] = {}
+        self._kinds: dict[str, str] = {}
 
     async def check(self, claims: TokenClaims, caller: Caller, conn: Connection) -> None:
         if caller.kind != "system":
@@ -45,9 +45,7 @@ class ClientKinds:
             if len(self._kinds) > 10_000:
                 self._kinds.clear()
             self._kinds[client_id] = str(kind)
-        kind = self._kinds[client_id]
-        if kind is not None:
-            caller.attributes["client_kind"] = kind
+        caller.attributes["client_kind"] = self._kinds[client_id]
 
 
 def caller_kind(caller: Caller) -> str | None:
