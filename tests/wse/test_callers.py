@@ -159,3 +159,11 @@ async def test_the_index_follows_coverage_writes_of_the_api(world: World) -> Non
         assert await affiliation_rows(world.database) == []
         gone = await http.post(f"{world.fhir}/{CHECK}", json=cer(MATRICULE, matricule(1)), headers=world.client())
         assert gone.json()["error"][0]["code"]["coding"][0]["code"] == "unknown-person"
+
+
+async def test_the_capability_statement_names_the_operations(world: World) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        statement = (await http.get(f"{world.fhir}/metadata")).json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert "check" in [op["name"] for op in resources["CoverageEligibilityRequest"]["operation"]]
+    assert "wse-prescriber-check" in [op["name"] for op in resources["Practitioner"]["operation"]]
