@@ -45,7 +45,6 @@ from esante.cve.consent import CONSENT_SYSTEM
 from esante.cve.context import CveContext
 from esante.cve.dsp_consent import DSP_SHARING, is_dsp_consent
 from esante.cve.dsp_consent_document import HISTORY_IDENTIFIER, history_hash, provide_bundle, vaccination_document
-from esante.cve.forecast import patient_records
 from esante.cve.record.profile import patient_id_of
 from esante.db.engine import Connection
 from esante.dsp import lifecycle_store
@@ -87,6 +86,12 @@ _CONSENT = (
     " JOIN resource r ON r.rid = p.rid AND r.is_current AND NOT r.deleted"
     " WHERE p.res_type = 'Consent' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ?"
     " ORDER BY r.rid DESC"
+)
+# the patient's Immunizations as stored (the index's leading res_type column keeps it one index range at any size)
+_IMMUNIZATIONS = (
+    "SELECT r.content FROM idx_reference p JOIN resource r ON r.rid = p.rid AND r.is_current AND NOT r.deleted"
+    " WHERE p.res_type = 'Immunization' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ?"
+    " ORDER BY r.rid"
 )
 _CURRENT_DOCUMENT = (
     "SELECT r.res_id FROM idx_token i"
@@ -256,10 +261,11 @@ class DspSync:
             refusal = accepting(record, now)
             if refusal is not None:
                 return self._not_open(refusal.code, record.window_ends_at if record is not None else None)
-            records = await patient_records(store.session(conn), patient_id)
-            if records is None:
+            stored = await store.session(conn).read("Patient", patient_id)
+            if stored is None or stored.deleted or stored.content is None:
                 return _Outcome("not-filed", "no-patient")
-            patient, immunizations, _, _ = records
+            patient = orjson.loads(stored.content)
+            immunizations = [orjson.loads(bytes(r[0])) for r in await conn.fetch(_IMMUNIZATIONS, (patient_id,))]
             digest = history_hash(patient, immunizations)
             current = await current_document(conn, patient_id)
         if current is not None and current == row.document_id and digest == row.content_hash:
