@@ -58,6 +58,9 @@ class Settings:
     # a system client acting as the establishment (no professional named) reads DSP documents by its scopes alone;
     # off: only professionals (and clients acting for one) read a DSP, within the patient's grants
     dsp_establishment_reads: bool = False
+    # seconds between the server's runs of the job that tells each person of their new DSP and its refusal window
+    # (a `dsp-opened` notification; 0: the server does not, `esante dsp notify-openings` does)
+    dsp_opening_notice_interval: int = 60
     # --- DSP documents over IHE MHD (docs/dsp-mhd.md) ---
     # media types a document may have (ITI-65); the bytes are checked against the declared type
     mhd_content_types: str = (

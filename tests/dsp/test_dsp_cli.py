@@ -179,6 +179,7 @@ def test_destroy_due(db_url: str, tmp_path: Path, audit: bool) -> None:
         assert [p[0] for p in proofs] == ["anna", "cleo"]
         counts = orjson.loads(proofs[0][1])
         counts.pop("document-blobs", None)  # the MHD side's own callback, when installed
+        assert counts.pop("notifications") == 2  # the new-document notices of d1 and d2 (dsp/notices.py)
         assert counts == {"Binary": 1, "Consent": 1, "DocumentReference": 2, "List": 1, "blobs": 2}
         assert len(proofs[0][2]) == 64 and proofs[0][3]
         assert {k: v for k, v in orjson.loads(proofs[1][1]).items() if k != "document-blobs"} == {"blobs": 2}

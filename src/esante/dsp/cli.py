@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from esante.config import Settings, load_settings
+from esante.dsp.notices_cli import notify_openings_command
 
 if TYPE_CHECKING:
     from esante.app import Platform
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 dsp_app = typer.Typer(
     help="The DSP (shared care record): opening, destruction at the end of retention, status.", no_args_is_help=True
 )
+dsp_app.command("notify-openings")(notify_openings_command)  # notices_cli.py
 console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]

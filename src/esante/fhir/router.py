@@ -67,6 +67,9 @@ class FhirRouter:
         self.authenticator = authenticator
         self.capability = CapabilityAdditions()  # what services declare in the CapabilityStatement
         self.content_readers: dict[str, ContentReader] = {}  # resource type → reader of its raw content
+        # operations (by name) whose GET reads AuditEvents: the trail is chained before them, as before a search
+        # of AuditEvent (e.g. the DSP's $dsp-access-log)
+        self.audit_readers: set[str] = set()
         self.bundles = BundleProcessor(store, service, self.dispatch, max_bundle_entries)
 
     async def handle(self, request: FhirRequest) -> Outcome:
@@ -161,7 +164,10 @@ class FhirRouter:
         if _is_read(method, request.path):
             if parts == ["metadata"]:
                 return Outcome(200, capability_statement(self, ctx))
-            if self.auditor is not None and _may_read_audit_events(parts, request.query):
+            if self.auditor is not None and (
+                _may_read_audit_events(parts, request.query)
+                or (parts and parts[-1].startswith("$") and parts[-1][1:] in self.audit_readers)
+            ):
                 await self.auditor.flush()  # readers of the trail see every event already answered for
             async with self.store.database.read(search=_is_search(parts)) as conn:
                 if self._needs_token(request):

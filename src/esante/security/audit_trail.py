@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -56,6 +56,12 @@ GENESIS = "0" * 64
 _CHAIN_PERIOD = 1.0  # seconds between chainer sweeps when nothing wakes it
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
 _BATCH = 1000
+
+Annotator = Callable[[AuditRecord, list[dict[str, Any]]], Awaitable[None]]
+"""``(record, events) -> None``: a service adds what only it knows to an interaction's REST AuditEvents before
+they are journaled (the DSP: the capacity in which a professional reached a patient's documents). It may add
+codings, details and entities; it never removes one. The events of one record share nested objects (agents, the
+query entity): an annotator replaces a list or dict it changes rather than changing it in place."""
 
 
 async def _lock_chain(session: StoreSession) -> None:
@@ -230,6 +236,12 @@ class Auditor:
         self._chainer: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._chain_lock: asyncio.Lock | None = None
+        self.annotators: list[Annotator] = []
+
+    def add_annotator(self, annotator: Annotator) -> None:
+        """Where a service adds facts of its own to the REST AuditEvents (see :data:`Annotator`)."""
+        if annotator not in self.annotators:
+            self.annotators.append(annotator)
 
     def record_of(
         self,
@@ -296,6 +308,11 @@ class Auditor:
     async def record(self, record: AuditRecord, decisions: list[Any] | None = None) -> None:
         """Journal the record's AuditEvents (and its decisions' AuthZ events); returns once they are durable."""
         events = build_events(record)
+        for annotator in self.annotators:
+            try:
+                await annotator(record, events)
+            except Exception as exc:  # the access is recorded anyway, without the service's facts
+                log.error("audit.annotator_failed", error_type=type(exc).__name__, request_id=record.request_id)
         if decisions:
             events += decision_events(record, decisions)
         await self.record_events(events)
