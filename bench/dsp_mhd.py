@@ -547,18 +547,21 @@ def _queries(rng: random.Random, patients: int) -> list[str]:
     return out
 
 
-async def _sequential(fhir: str, token: str, queries: list[str]) -> tuple[list[float], float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    found = 0
+async def _sequential(fhir: str, tokens: dict[str, str], queries: list[str]) -> dict[str, tuple[list[float], float]]:
+    """Each query once per caller, the callers alternating (a load that changes meanwhile weighs on both alike)."""
+    latencies: dict[str, list[float]] = {who: [] for who in tokens}
+    found = dict.fromkeys(tokens, 0)
     async with httpx.AsyncClient(timeout=60) as http:
         for query in queries:
-            started = time.perf_counter()
-            response = await http.get(f"{fhir}/DocumentReference?{query}", headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.text
-            found += len(response.json().get("entry", []))
-    return latencies, found / len(queries)
+            for who, token in tokens.items():
+                started = time.perf_counter()
+                response = await http.get(
+                    f"{fhir}/DocumentReference?{query}", headers={"Authorization": f"Bearer {token}"}
+                )
+                latencies[who].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text
+                found[who] += len(response.json().get("entry", []))
+    return {who: (latencies[who], found[who] / len(queries)) for who in tokens}
 
 
 async def _concurrent(fhir: str, token: str, queries: list[str], clients: int, duration: float) -> dict[str, Any]:
@@ -583,6 +586,40 @@ async def _concurrent(fhir: str, token: str, queries: list[str], clients: int, d
         await asyncio.gather(*(worker(http, k) for k in range(clients)))
         elapsed = time.perf_counter() - started
     return {"requests_per_second": round(len(latencies) / elapsed, 1), "errors": errors, **_percentiles(latencies)}
+
+
+async def _in_process(settings: Settings, queries: list[str]) -> dict[str, dict[str, float]]:
+    """The same searches through the FHIR service without HTTP, token check and audit: the SQL's own cost (the
+    two callers alternating)."""
+    from esante.app import build_platform
+    from esante.dsp.access_caller import professional_attributes
+    from esante.dsp.context import dsp_context
+    from esante.fhir.context import RequestContext
+    from esante.security.pdp.rules.professional import RIGHT_TO_PRACTISE
+    from esante.security.policy import Caller
+
+    platform = build_platform(settings)
+    await platform.database.connect()
+    try:
+        async with platform.database.read() as conn:
+            attributes = await professional_attributes(conn, dsp_context(platform), "gp", None)
+        attributes[RIGHT_TO_PRACTISE] = "active"
+        callers = {
+            "system": Caller("system", CLIENT, ("system/*.rs",), attributes={"client_id": CLIENT}),
+            "physician": Caller("professional", "gp", ("user/*.rs",), attributes=attributes),
+        }
+        times: dict[str, list[float]] = {who: [] for who in callers}
+        for query in queries:
+            pairs = [(k, v) for k, _, v in (item.partition("=") for item in query.split("&"))]
+            for who, caller in callers.items():
+                started = time.perf_counter()
+                async with platform.database.read(search=True) as conn:
+                    session = platform.store.session(conn, caller)
+                    await platform.service.search(session, RequestContext(caller=caller), "DocumentReference", pairs)
+                times[who].append((time.perf_counter() - started) * 1000)
+        return {who: _percentiles(values[100:]) for who, values in times.items()}
+    finally:
+        await platform.database.close()
 
 
 def search(args: argparse.Namespace) -> None:
@@ -642,12 +679,14 @@ def search(args: argparse.Namespace) -> None:
     queries = _queries(rng, patients)
     server = _start_server(url, args.port, args.workers, data_dir, ESANTE_DSP_ESTABLISHMENT_READS="true")
     results: dict[str, Any] = {}
+    labels = {"system": "establishment (no DSP rule in the SQL)", "physician": "trusted-circle physician (DSP rule)"}
+    callers = {who: made[who] for who in labels}
     try:
         fhir = f"http://127.0.0.1:{args.port}/fhir"
-        for label, who in (("establishment (no DSP rule in the SQL)", "system"),
-                           ("trusted-circle physician (DSP rule)", "physician")):  # fmt: skip
-            asyncio.run(_sequential(fhir, made[who], queries[:200]))  # warm
-            latencies, per_search = asyncio.run(_sequential(fhir, made[who], queries[: args.queries]))
+        asyncio.run(_sequential(fhir, callers, queries[:200]))  # warm
+        sequential = asyncio.run(_sequential(fhir, callers, queries[: args.queries]))
+        for who, label in labels.items():
+            latencies, per_search = sequential[who]
             loaded = asyncio.run(_concurrent(fhir, made[who], queries, args.clients, args.duration))
             results[label] = {
                 "sequential": {**_percentiles(latencies), "documents_per_search": round(per_search, 2)},
@@ -656,6 +695,8 @@ def search(args: argparse.Namespace) -> None:
             console.print(label, results[label])
     finally:
         _stop(server)
+    in_process = asyncio.run(_in_process(settings, queries[: args.queries]))
+    console.print("in process (SQL, no HTTP):", in_process)
     result = {
         "documents": int(made["count"]),
         "patients": patients,
@@ -667,8 +708,9 @@ def search(args: argparse.Namespace) -> None:
         "mix": "35% all current (page 20 + total), 20% by DSP class, 15% since a date, 10% by LOINC type newest "
         "first, 10% by matricule (chained), 5% restricted, 5% newest 10",
         "results": results,
+        "in_process": {labels[who]: values for who, values in in_process.items()},
         "conditions": "PostgreSQL; esante serve with audit on; tokens checked on every request; client on the same "
-        "2-core machine",
+        "2-core machine; in_process: the FHIR service's search without HTTP, token check and audit",
     }
     _save(f"search_{args.documents}", result)
     table = Table("caller", "p50 ms", "p99 ms", f"req/s ({args.clients} clients)", f"p99 ms ({args.clients})")
