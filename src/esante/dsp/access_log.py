@@ -54,6 +54,7 @@ def _search_query(query: LogQuery) -> list[tuple[str, str]]:
         ("agent-role", ",".join(f"{CAPACITY_SYSTEM}|{c.value}" for c in shown)),
         ("_sort", "-date"),
         ("_count", str(query.count)),
+        ("_total", "none"),  # the next link needs no count (a COUNT over a busy patient's trail doubled the cost)
     ]
     if query.since:
         params.append(("date", f"ge{query.since}"))
