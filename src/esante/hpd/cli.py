@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import getpass
 import os
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Annotated
 import typer
 
 from esante.hpd.lines import Line
+from esante.import_report import report_rejections
 from esante.mpi.cli import ConfigOption, DbOption, _settings, console, open_platform, progress_bar
 
 hpd_app = typer.Typer(
@@ -64,15 +64,7 @@ def import_directory(
             f"{result.unchanged:,} unchanged; {result.status_changes} right-to-practise change(s); "
             f"{len(result.rejected)} rejected — {result.rate:,.0f} lines/s"
         )
-        for rejection in result.rejected[:20]:
-            console.print(f"  line {rejection.line}: {rejection.reason}")
-        if len(result.rejected) > 20:
-            console.print(f"  … {len(result.rejected) - 20} more" + (f" in {rejects}" if rejects else ""))
-        if rejects is not None:
-            with rejects.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "reason"])
-                writer.writerows((r.line, r.reason) for r in result.rejected)
+        report_rejections(console, result.rejected, rejects)
 
     asyncio.run(run())
 

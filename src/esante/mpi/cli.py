@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from esante.config import Settings, load_settings
 from esante.db.engine import Database
+from esante.import_report import report_rejections
 
 if TYPE_CHECKING:
     from esante.app import Platform
@@ -163,17 +164,7 @@ def import_identities(
             f"{result.read} read: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
             f"{len(result.rejected)} rejected — {result.rate:,.0f} identities/s ({size:,} bytes)"
         )
-        for rejection in result.rejected[:20]:
-            console.print(f"  line {rejection.line}: {rejection.reason}")
-        if len(result.rejected) > 20:
-            console.print(f"  … {len(result.rejected) - 20} more" + (f" in {rejects}" if rejects else ""))
-        if rejects is not None:
-            import csv
-
-            with rejects.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "reason"])
-                writer.writerows((r.line, r.reason) for r in result.rejected)
+        report_rejections(console, result.rejected, rejects)
 
     asyncio.run(run())
 

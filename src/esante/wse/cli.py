@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import getpass
 import re
 from pathlib import Path
@@ -43,6 +42,7 @@ def import_affiliations(
     config: ConfigOption = None,
 ) -> None:
     """Import affiliations (idempotent on the affiliation number; delta files add, change, end or annul)."""
+    from esante.import_report import report_rejections
     from esante.mpi.cli import _settings, open_platform
     from esante.wse.affiliation_import import AffiliationImporter, import_event
     from esante.wse.insurers import ensure_insurers
@@ -79,15 +79,7 @@ def import_affiliations(
             f"{result.unchanged:,} unchanged, {len(result.rejected):,} rejected "
             f"({result.linked:,} linked to the MPI's certified identity) — {result.rate:,.0f} affiliations/s"
         )
-        for rejection in result.rejected[:20]:
-            console.print(f"  line {rejection.line}: {rejection.reason}")
-        if len(result.rejected) > 20:
-            console.print(f"  … {len(result.rejected) - 20} more" + (f" in {rejects}" if rejects else ""))
-        if rejects is not None:
-            with rejects.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "reason"])
-                writer.writerows((r.line, r.reason) for r in result.rejected)
+        report_rejections(console, result.rejected, rejects)
 
     try:
         asyncio.run(run())
