@@ -13,10 +13,8 @@ scopes, as for any type).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-import orjson
-
+from esante.fhir.packaged import ensure_packaged
 from esante.fhir.store import ResourceStore
 from esante.hpd.codes import code_systems
 from esante.security.pdp.decision import AccessRequest, Grant
@@ -27,27 +25,7 @@ _PEOPLE = frozenset({"patient", "assistant", "professional", "staff"})
 
 async def ensure_code_systems(store: ResourceStore) -> int:
     """Write the packaged CodeSystems that are missing or differ; returns how many were written."""
-    written = 0
-    async with store.database.transaction() as conn:
-        session = store.session(conn)
-        await session.lock_condition("CodeSystem", "hpd-code-systems")
-        for packaged in code_systems():
-            resource: dict[str, Any] = orjson.loads(orjson.dumps(packaged))
-            res_id = resource.pop("id")
-            current = await session.read("CodeSystem", res_id)
-            if current is None:
-                await session.create(resource, res_id=res_id)
-            elif current.deleted or current.content is None:
-                await session.update(resource, current)
-            else:
-                stored = orjson.loads(current.content)
-                stored.pop("id", None)
-                stored.pop("meta", None)
-                if stored == resource:
-                    continue
-                await session.update(resource, current)
-            written += 1
-    return written
+    return await ensure_packaged(store, code_systems(), "hpd-code-systems")
 
 
 class TerminologyRule:

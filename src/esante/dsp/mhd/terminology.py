@@ -20,6 +20,7 @@ import orjson
 
 from esante.dsp.mhd.classes import DocumentClasses
 from esante.dsp.mhd.model import MHD
+from esante.fhir.packaged import ensure_packaged
 from esante.fhir.store import ResourceStore
 from esante.security.pdp.decision import AccessRequest, Grant
 from esante.security.pdp.restrictions import EVERYTHING, Restriction
@@ -52,27 +53,7 @@ def definitions(classes: DocumentClasses) -> list[dict[str, Any]]:
 
 async def ensure_definitions(store: ResourceStore, classes: DocumentClasses) -> int:
     """Write the definitions that are missing or differ; returns how many were written."""
-    written = 0
-    async with store.database.transaction() as conn:
-        session = store.session(conn)
-        await session.lock_condition("SearchParameter", "dsp-mhd-definitions")
-        for packaged in definitions(classes):
-            resource: dict[str, Any] = orjson.loads(orjson.dumps(packaged))
-            res_type, res_id = resource["resourceType"], resource.pop("id")
-            current = await session.read(res_type, res_id)
-            if current is None:
-                await session.create(resource, res_id=res_id)
-            elif current.deleted or current.content is None:
-                await session.update(resource, current)
-            else:
-                stored = orjson.loads(current.content)
-                stored.pop("id", None)
-                stored.pop("meta", None)
-                if stored == resource:
-                    continue
-                await session.update(resource, current)
-            written += 1
-    return written
+    return await ensure_packaged(store, definitions(classes), "dsp-mhd-definitions")
 
 
 class DefinitionsRule:
