@@ -46,6 +46,7 @@ from esante.fhir.store import ResourceStore
 from esante.fhir.validation import validate_resource
 from esante.identifiers.esante_id import new_esante_id
 from esante.identifiers.matricule import MatriculeError, parse_matricule
+from esante.import_report import import_audit_event
 from esante.mpi.model import ESANTE_ID_SYSTEM, FLAG_SYSTEM, MATRICULE_SYSTEM, IdentityLevel, level_tag
 from esante.mpi.people import level_of
 from esante.mpi.sources import parse_line
@@ -462,46 +463,20 @@ async def _fresh_ids(conn: Connection, count: int, avoid: set[str] | None = None
 
 
 def import_event(result: ImportResult, file_name: str, operator: str, settings: Any) -> dict[str, Any]:
-    """One AuditEvent for an import run (DICOM 110107 Import): who imported what file, with what outcome.
-
-    A national register import touches a million patients: one event naming the file and the counts stands for it
-    (the identities' own history keeps every version it wrote).
-    """
-    from esante.fhir.model import micros_to_instant
-
-    server = settings.effective_audience
-    return {
-        "resourceType": "AuditEvent",
-        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110107", "display": "Import"},
-        "subtype": [{"system": "urn:esante:mpi-operation", "code": "certified-import"}],
-        "action": "C",
-        "recorded": micros_to_instant(int(time.time() * 1_000_000)),
-        "outcome": "0" if not result.rejected else "4",
-        **({"outcomeDesc": f"{len(result.rejected)} line(s) rejected"} if result.rejected else {}),
-        "agent": [
-            {
-                "type": {
-                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT"}]
-                },
-                "who": {"identifier": {"system": "urn:esante:operator", "value": operator}},
-                "requestor": True,
-            }
-        ],
-        "source": {"site": server, "observer": {"display": "esante mpi import"}},
-        "entity": [
-            {
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "what": {"display": file_name},
-                "detail": [
-                    {"type": name, "valueString": str(value)}
-                    for name, value in (
-                        ("read", result.read),
-                        ("created", result.created),
-                        ("updated", result.updated),
-                        ("unchanged", result.unchanged),
-                        ("rejected", len(result.rejected)),
-                    )
-                ],
-            }
-        ],
+    """One AuditEvent for an import run (DICOM 110107 Import): who imported what file, with what outcome."""
+    counts = {
+        "read": result.read,
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "rejected": len(result.rejected),
     }
+    return import_audit_event(
+        job_system="urn:esante:mpi-operation",
+        job="certified-import",
+        command="esante mpi import",
+        file_name=file_name,
+        operator=operator,
+        server=settings.effective_audience,
+        counts=counts,
+    )

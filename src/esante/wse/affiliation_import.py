@@ -26,8 +26,9 @@ from typing import Any
 import orjson
 
 from esante.db.engine import Connection
-from esante.fhir.model import StoredResource, micros_to_instant, row_to_stored
+from esante.fhir.model import StoredResource, row_to_stored
 from esante.fhir.store import _SELECT_COLUMNS, ResourceStore
+from esante.import_report import import_audit_event
 from esante.wse.affiliation_store import AffiliationIndex
 from esante.wse.insurers import ensure_insurers
 from esante.wse.model import (
@@ -234,39 +235,20 @@ async def _analyze(store: ResourceStore) -> None:
 
 def import_event(result: ImportResult, file_name: str, operator: str, server: str) -> dict[str, Any]:
     """One AuditEvent for an import run (DICOM 110107 Import): who imported which file, with which counts."""
-    return {
-        "resourceType": "AuditEvent",
-        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110107", "display": "Import"},
-        "subtype": [{"system": "urn:esante:wse-operation", "code": "affiliation-import"}],
-        "action": "C",
-        "recorded": micros_to_instant(int(time.time() * 1_000_000)),
-        "outcome": "0" if not result.rejected else "4",
-        **({"outcomeDesc": f"{len(result.rejected)} line(s) rejected"} if result.rejected else {}),
-        "agent": [
-            {
-                "type": {
-                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT"}]
-                },
-                "who": {"identifier": {"system": "urn:esante:operator", "value": operator}},
-                "requestor": True,
-            }
-        ],
-        "source": {"site": server, "observer": {"display": "esante wse import-affiliations"}},
-        "entity": [
-            {
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "what": {"display": file_name},
-                "detail": [
-                    {"type": name, "valueString": str(value)}
-                    for name, value in (
-                        ("read", result.read),
-                        ("created", result.created),
-                        ("updated", result.updated),
-                        ("unchanged", result.unchanged),
-                        ("linked", result.linked),
-                        ("rejected", len(result.rejected)),
-                    )
-                ],
-            }
-        ],
+    counts = {
+        "read": result.read,
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "linked": result.linked,
+        "rejected": len(result.rejected),
     }
+    return import_audit_event(
+        job_system="urn:esante:wse-operation",
+        job="affiliation-import",
+        command="esante wse import-affiliations",
+        file_name=file_name,
+        operator=operator,
+        server=server,
+        counts=counts,
+    )
