@@ -34,7 +34,7 @@ WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=64, help="Bl
 def _store(config: Path | None, db: str | None = None, *, audited: bool = False) -> tuple[Settings, BlobStore]:
     """The configured store; ``audited`` commands also bring the database (migrated) their AuditEvent goes to."""
     if audited:
-        from esante.mpi.cli import _settings
+        from esante.cli_support import operator_settings as _settings
 
         settings = _settings(config, db)
     else:
@@ -49,7 +49,7 @@ def _store(config: Path | None, db: str | None = None, *, audited: bool = False)
 def _audited(settings: Settings, job: Callable[[], T], event: Callable[[T, str, str], dict[str, Any]]) -> T:
     """Run ``job`` with the platform's audit trail open (so nothing runs that cannot be audited), then record
     ``event(result, operator, server)``."""
-    from esante.mpi.cli import open_platform
+    from esante.cli_support import open_platform
 
     async def run() -> T:
         async with open_platform(settings) as platform:

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from esante.config import Settings, load_settings
+from esante.cli_support import ConfigOption, DbOption, open_platform
+from esante.cli_support import operator_settings as _settings
+from esante.config import Settings
 
 if TYPE_CHECKING:
     from esante.app import Platform
@@ -73,33 +75,12 @@ def conformance(
 
 
 # --- reminders and the DSP consent (docs/cve.md "Reminders", "DSP consent") ----------------------------------------
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
-
-
-def _settings(config: Path | None, db: str | None) -> Settings:
-    from esante.db.migrate import upgrade
-
-    settings = load_settings(config, database_url=db)
-    upgrade(settings.effective_database_url)
-    return settings
-
-
 def _on_platform(settings: Settings, action: Callable[[Platform], Awaitable[T]]) -> T:
     """Run ``action`` on the platform built from ``settings`` (its hooks, the CVE's context, the audit trail)."""
-    from esante.app import build_platform
 
     async def main() -> T:
-        platform = build_platform(settings)
-        await platform.database.connect()
-        try:
+        async with open_platform(settings) as platform:
             return await action(platform)
-        finally:
-            try:
-                if platform.auditor is not None:
-                    await platform.auditor.close()
-            finally:
-                await platform.database.close()
 
     return asyncio.run(main())
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -15,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from esante.config import Settings, load_settings
+from esante.cli_support import ConfigOption, DbOption, open_platform
+from esante.cli_support import operator_settings as _settings
 from esante.dsp.notices_cli import notify_openings_command
 
 if TYPE_CHECKING:
-    from esante.app import Platform
     from esante.dsp.audit import Actor
 
 dsp_app = typer.Typer(
@@ -27,33 +24,6 @@ dsp_app = typer.Typer(
 )
 dsp_app.command("notify-openings")(notify_openings_command)  # notices_cli.py
 console = Console(stderr=True)
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
-
-
-def _settings(config: Path | None, db: str | None) -> Settings:
-    from esante.db.migrate import upgrade
-
-    settings = load_settings(config, database_url=db)
-    upgrade(settings.effective_database_url)
-    return settings
-
-
-@asynccontextmanager
-async def _platform(settings: Settings) -> AsyncIterator[Platform]:
-    from esante.app import build_platform
-
-    platform = build_platform(settings)
-    await platform.database.connect()
-    try:
-        yield platform
-    finally:
-        try:
-            if platform.auditor is not None:
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
 
 
 def _operator() -> Actor:
@@ -91,7 +61,7 @@ def open_all_command(
     settings = _settings(config, db)
 
     async def run() -> None:
-        async with _platform(settings) as platform:
+        async with open_platform(settings) as platform:
             context = dsp_context(platform)
             total = await count_certified(platform.store)
             with _progress() as progress:
@@ -121,7 +91,7 @@ def destroy_due_command(
     settings = _settings(config, db)
 
     async def run() -> int:
-        async with _platform(settings) as platform:
+        async with open_platform(settings) as platform:
             context = dsp_context(platform)
             total = await count_due(platform.store, context)
             if limit is not None:

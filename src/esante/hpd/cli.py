@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
+from esante.cli_support import ConfigOption, DbOption, console, open_platform, progress_bar
+from esante.cli_support import operator_settings as _settings
 from esante.hpd.lines import Line
 from esante.import_report import report_rejections
-from esante.mpi.cli import ConfigOption, DbOption, _settings, console, open_platform, progress_bar
 
 hpd_app = typer.Typer(
     help="The healthcare provider directory: professionals, rights to practise, places of practice.",

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from esante.config import Settings, load_settings
+from esante.cli_support import ConfigOption, DbOption, open_platform, progress_bar, with_database
+from esante.cli_support import operator_settings as _settings
 from esante.db.engine import Database
 from esante.import_report import report_rejections
 
 if TYPE_CHECKING:
-    from esante.app import Platform
+    pass
 
 mpi_app = typer.Typer(
     help="The master patient index: identifier domains and certified identities.", no_args_is_help=True
@@ -28,58 +26,6 @@ domains_app = typer.Typer(help="Identifier domains (one per establishment).", no
 mpi_app.add_typer(domains_app, name="domains")
 console = Console(stderr=True)
 T = TypeVar("T")
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
-
-
-def _settings(config: Path | None, db: str | None) -> Settings:
-    from esante.db.migrate import upgrade
-
-    settings = load_settings(config, database_url=db)
-    upgrade(settings.effective_database_url)
-    return settings
-
-
-async def with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``action`` on the settings' database, connected for it and closed afterwards."""
-    from esante.db.engine import create_database
-
-    database = create_database(settings.effective_database_url, pool_size=1)
-    await database.connect()
-    try:
-        return await action(database)
-    finally:
-        await database.close()
-
-
-@asynccontextmanager
-async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
-    """The platform for one operator job: connected, and closed after it (its audit events chained first)."""
-    from esante.app import build_platform
-
-    platform = build_platform(settings)
-    await platform.database.connect()
-    try:
-        yield platform
-    finally:
-        try:
-            if platform.auditor is not None:
-                await platform.auditor.close()
-        finally:
-            await platform.database.close()
-
-
-def progress_bar(description: str = "{task.description}") -> Progress:
-    """The operator jobs' progress display (stderr, cleared when done)."""
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 @domains_app.command("add")

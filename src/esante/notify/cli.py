@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -13,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from esante.cli_support import ConfigOption, DbOption, with_database
+from esante.cli_support import operator_settings as _settings
 from esante.config import Settings, load_settings
 from esante.db.engine import Database
 
@@ -21,30 +22,9 @@ console = Console(stderr=True)
 out = Console()
 T = TypeVar("T")
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///… or postgresql://…).")]
-
-
-def _settings(config: Path | None, db: str | None) -> Settings:
-    from esante.db.migrate import upgrade
-
-    settings = load_settings(config, database_url=db)
-    upgrade(settings.effective_database_url)
-    return settings
-
 
 def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    from esante.db.engine import create_database
-
-    async def main() -> T:
-        database = create_database(settings.effective_database_url, pool_size=2)
-        await database.connect()
-        try:
-            return await action(database)
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
+    return asyncio.run(with_database(settings, action, pool_size=2))  # delivery reads while it records
 
 
 def _fail(message: str) -> typer.Exit:

@@ -42,8 +42,9 @@ def import_affiliations(
     config: ConfigOption = None,
 ) -> None:
     """Import affiliations (idempotent on the affiliation number; delta files add, change, end or annul)."""
+    from esante.cli_support import open_platform
+    from esante.cli_support import operator_settings as _settings
     from esante.import_report import report_rejections
-    from esante.mpi.cli import _settings, open_platform
     from esante.wse.affiliation_import import AffiliationImporter, import_event
     from esante.wse.insurers import ensure_insurers
     from esante.wse.sources import read_file
@@ -96,8 +97,9 @@ def usage(
     config: ConfigOption = None,
 ) -> None:
     """WSE uses of a month by caller kind (pharmacy, laboratory, cgdis) and operation: the bulletin's figures."""
+    from esante.cli_support import operator_settings as _settings
+    from esante.cli_support import with_database
     from esante.db.engine import Database
-    from esante.mpi.cli import _settings, with_database
     from esante.wse.usage import CALLER_KINDS, OPERATIONS, UsageRow, month_totals, usage_of_month
 
     if not _MONTH.match(month):
