@@ -190,6 +190,7 @@ class Series:
     equivalent: str | None = None
     min_age_to_start: str | None = None
     max_age_to_start: str | None = None
+    product_path: bool = False
 
     def xml(self, vaccine_group: str) -> str:
         genders = "".join(_el("requiredGender", g) for g in self.genders) or "<requiredGender/>"
@@ -216,7 +217,7 @@ class Series:
             + genders
             + "<selectSeries>"
             + _el("defaultSeries", "Yes" if self.default else "No")
-            + "<productPath>No</productPath>"
+            + _el("productPath", "Yes" if self.product_path else "No")
             + _el("seriesGroupName", "group")
             + _el("seriesGroup", self.group)
             + _el("seriesPriority", self.priority)

@@ -138,6 +138,46 @@ def test_validate_recommendation_skips_a_dose_the_earliest_date_makes_unneeded(t
     assert f.earliest == date(2025, 5, 10)  # dose 3: 12 weeks after dose 1, not dose 2's 8 weeks
 
 
+def test_no_candidate_earliest_date_stays_empty(tmp_path: Path) -> None:
+    # 7.5 / FORECASTDTCAN-1: a target dose with no minimum age, no applicable interval, no conflict, no season
+    # and no dose evaluated has no candidate earliest date; it stays empty (it is not the assessment date).
+    # The recommended date still follows FORECASTDT-2 (here the earliest recommended age).
+    data = one_series(tmp_path, [Dose(Age(earliest_rec="7 months"))])
+    f = group(data, Patient(BIRTH), date(2030, 5, 1)).forecast
+    assert f is not None
+    assert (f.earliest, f.recommended, f.past_due) == (None, date(2024, 8, 1), None)
+
+
+def test_a_series_with_no_earliest_date_neither_starts_earliest_nor_is_completable(tmp_path: Path) -> None:
+    # Table 8-11 on the shape of Meningococcal ACWY (4.64) for a 7-month-old at risk with no dose (CDC case
+    # 2016-UC-0114): the "2-23 month" series has skipped its first doses and forecasts one with no date, the
+    # product series (Hib-MenCY-TT) starts at 2 months. With an empty earliest date the first series cannot
+    # start earliest (SELECTB-14) nor be completable (SELECTB-3, SELECTB-12: no forecast finish date), so the
+    # product series wins (-1 against +1) instead of a tie broken by listing order.
+    skip = Skip("Both", [Condition("Age", begin_age="7 months")])
+    no_date = Series(
+        "no date",
+        [Dose(Age(min="2 months"), skips=[skip]), Dose()],
+        series_type="Risk",
+        default=False,
+        group="2",
+        indications=[("070", None, None)],
+    )
+    product = Series(
+        "product",
+        [Dose(Age(min="2 months", earliest_rec="2 months", max="19 months"))],
+        series_type="Risk",
+        default=False,
+        group="2",
+        indications=[("070", None, None)],
+        product_path=True,
+    )
+    data = build(tmp_path, {"Testitis": antigen_xml([no_date, product])})
+    forecast = group(data, Patient(BIRTH, observations=(Observation("070"),)), date(2024, 8, 1))
+    assert [a.series for a in forecast.antigens] == ["product"]
+    assert forecast.forecast is not None and forecast.forecast.earliest == date(2024, 3, 1)
+
+
 def test_risk_series_needs_an_indication_and_gender(tmp_path: Path) -> None:
     risk = Series(
         "risk series",

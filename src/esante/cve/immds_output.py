@@ -198,7 +198,8 @@ def forecast_status(group: VaccineGroupForecast, on: date) -> tuple[str, str | N
         return immds, None
     if forecast.past_due is not None and on >= forecast.past_due:
         return immds, "overdue"
-    if forecast.earliest is not None and on >= forecast.earliest:
+    # No earliest date (CDSi 7.5: no minimum age, interval or other bound applies) means no lower bound: due now.
+    if forecast.earliest is None or on >= forecast.earliest:
         return immds, "due"
     return immds, None
 

@@ -192,16 +192,22 @@ def _group_forecast(
     guidance = tuple(dict.fromkeys(t for m in members for t in m.guidance))
     if status is not SeriesStatus.NOT_COMPLETE or not forecasts:
         return VaccineGroupForecast(name, series_type, status, None, reasons, tuple(members), guidance)
+    # A patient series forecast may have no earliest date (section 7.5: an empty candidate earliest date stays
+    # empty); the rules below then read only the dates that exist.
     earliest_dates = [f.earliest for f in forecasts if f.earliest is not None]
-    if single_antigen:
+    earliest: date | None
+    if not earliest_dates:
+        earliest = None
+    elif single_antigen:
         earliest = min(earliest_dates)
     elif any(m.priority_forecast for m in members):
         earliest = max(d for d in (min(earliest_dates), last_dose) if d is not None)
     else:
         earliest = max(earliest_dates)
-    recommended = max(min(f.recommended for f in forecasts if f.recommended), earliest)
+    recommendeds = [f.recommended for f in forecasts if f.recommended is not None]
+    recommended = _later(min(recommendeds), earliest) if recommendeds else earliest
     past_dues = [f.past_due for f in forecasts if f.past_due is not None]
-    past_due = max(min(past_dues), earliest) if past_dues else None
+    past_due = _later(min(past_dues), earliest) if past_dues else None
     latests = [f.latest for f in forecasts if f.latest is not None]
     unadjusted_recs = [f.unadjusted_recommended for f in forecasts if f.unadjusted_recommended]
     unadjusted_pds = [f.unadjusted_past_due for f in forecasts if f.unadjusted_past_due]
@@ -220,6 +226,13 @@ def _group_forecast(
         recommended_vaccines=tuple(vaccines),
     )
     return VaccineGroupForecast(name, series_type, status, forecast, reasons, tuple(members), guidance)
+
+
+def _later(a: date | None, b: date | None) -> date | None:
+    """The later of two dates that may be empty."""
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 def _root(parent: dict[str, str], x: str) -> str:

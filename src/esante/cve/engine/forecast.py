@@ -76,8 +76,15 @@ def contraindicated_vaccines(ctx: Context, antigen: Antigen) -> frozenset[str]:
 
 def minimum_dates(
     ctx: Context, ps: PatientSeries, data: SupportingData, target: TargetDose
-) -> tuple[date, list[date], list[date], date | None]:
-    """FORECASTDTCAN-1: the candidate earliest date, plus the earliest/latest recommended interval dates."""
+) -> tuple[date | None, list[date], list[date], date | None]:
+    """FORECASTDTCAN-1: the candidate earliest date, plus the earliest/latest recommended interval dates.
+
+    The candidate earliest date is None when none of FORECASTDTCAN-1's dates exists (no minimum age, no
+    applicable minimum interval, no conflict, no seasonal start, no evaluated dose): section 7.5, "If an
+    attribute value is empty, then the date calculations will remain empty. No assumptions will be made for the
+    attribute." (In 4.64 only the Meningococcal ACWY 2-23 month series' dose 4 has no such date, for a patient
+    whose doses 1-3 are skipped and who has no dose.)
+    """
     on = ctx.assessment_date
     birth = ctx.patient.birth_date
     candidates: list[date] = []
@@ -110,9 +117,16 @@ def minimum_dates(
     evaluated = [r.record.date for r in ps.results if r.target_dose is not None or r.inadvertent]
     if evaluated:
         candidates.append(max(evaluated))
-    earliest = max(candidates) if candidates else on
+    earliest = max(candidates) if candidates else None
     maximum = add_duration(birth, rule.max_age) if rule is not None and rule.max_age is not None else None
     return earliest, earliest_rec, latest_rec, maximum
+
+
+def _later(a: date | None, b: date | None) -> date | None:
+    """The later of two dates that may be empty."""
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 def dose_number(ps: PatientSeries) -> int:
@@ -128,7 +142,7 @@ def dose_number(ps: PatientSeries) -> int:
 
 
 def _recommended_vaccines(
-    ctx: Context, ps: PatientSeries, target: TargetDose, earliest: date, rec: date
+    ctx: Context, ps: PatientSeries, target: TargetDose, earliest: date | None, rec: date | None
 ) -> tuple[str, ...]:
     """FORECASTRECVAC-1."""
     birth = ctx.patient.birth_date
@@ -138,7 +152,8 @@ def _recommended_vaccines(
             continue
         begin = add_duration(birth, vaccine.begin_age) if vaccine.begin_age else MIN_DATE
         end = add_duration(birth, vaccine.end_age) if vaccine.end_age else MAX_DATE
-        if (begin <= earliest < end or begin <= rec < end) and vaccine.cvx not in chosen:
+        in_range = any(d is not None and begin <= d < end for d in (earliest, rec))
+        if in_range and vaccine.cvx not in chosen:
             chosen.append(vaccine.cvx)
     return tuple(chosen)
 
@@ -187,7 +202,7 @@ def forecast_series(
             ps.forecast_reason = "Past seasonal recommendation end date"
             return
         earliest, earliest_rec, latest_rec, maximum = minimum_dates(ctx, ps, data, target)
-        if maximum is not None and (on >= maximum or earliest >= maximum):
+        if maximum is not None and (on >= maximum or (earliest is not None and earliest >= maximum)):
             ps.status = SeriesStatus.AGED_OUT
             ps.forecast_reason = (
                 "Patient has exceeded the maximum age"
@@ -195,13 +210,15 @@ def forecast_series(
                 else "Patient is unable to finish the series prior to the maximum age"
             )
             return
-        # 7.6 validate recommendation: the target dose could be skipped at the earliest date.
-        if can_skip(ctx, ps, target, "Forecast", earliest, None, completed_group):
+        # 7.6 validate recommendation: the target dose could be skipped at the earliest date (CONDSKIP-2; with
+        # no earliest date there is no date to validate the recommendation at).
+        if earliest is not None and can_skip(ctx, ps, target, "Forecast", earliest, None, completed_group):
             target.status = TargetDoseStatus.SKIPPED
             ps.current += 1
             continue
         birth = ctx.patient.birth_date
         rule = age_rule(target.series_dose, on)
+        unadjusted_rec: date | None
         if rule is not None and rule.earliest_rec_age is not None:
             unadjusted_rec = add_duration(birth, rule.earliest_rec_age)
         elif earliest_rec:
@@ -215,8 +232,9 @@ def forecast_series(
             unadjusted_past_due = max(latest_rec) - _ONE_DAY
         else:
             unadjusted_past_due = None
-        recommended = max(earliest, unadjusted_rec)
-        past_due = max(earliest, unadjusted_past_due) if unadjusted_past_due is not None else None
+        # FORECASTDT-5 / -6: adjusted by the earliest date when there is one.
+        recommended = _later(earliest, unadjusted_rec)
+        past_due = _later(earliest, unadjusted_past_due) if unadjusted_past_due is not None else None
         latest = maximum - _ONE_DAY if maximum is not None else None
         ps.status, ps.forecast_reason = SeriesStatus.NOT_COMPLETE, None
         ps.forecast = Forecast(
