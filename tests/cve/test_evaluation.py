@@ -10,6 +10,7 @@ from esante.cve.engine import (
     EvaluationReason,
     EvaluationStatus,
     Patient,
+    SeriesStatus,
     SupportingData,
     assess,
 )
@@ -232,3 +233,36 @@ def test_live_virus_conflict_after_an_invalid_dose_lasts_longer(tmp_path: Path) 
         EvaluationReason.LIVE_VIRUS_CONFLICT,
     )
     assert evaluations(data, (early, "904"), (early + timedelta(days=28), "901"))[0][0] is EvaluationStatus.VALID
+
+
+def test_vaccine_count_without_vaccine_types_counts_only_the_series_antigen(tmp_path: Path) -> None:
+    # CONDSKIP-1 with <vaccineTypes/> (as in 4.64's DTaP "start at 12 months" dose 7 and Hib risk child dose 1,
+    # both "Total"): the count is of the antigen's own doses. A dose of another antigen (904, "Other") given at
+    # 13 months does not make the last dose ("not needed after 1 or more doses from 12 months") skippable.
+    skip = Skip(
+        "Both",
+        [Condition("Vaccine Count by Age", "12 months", dose_count=0, dose_type="Total", count_logic="greater than")],
+    )
+    other = antigen_xml(
+        [Series("Other series", [Dose(preferable=[("904", None, None, True)], allowable=[])], antigen="Other")],
+        vaccine_group="Other",
+    )
+
+    def schedule(folder: Path, doses: list[Dose]) -> SupportingData:
+        folder.mkdir()
+        return build(
+            folder,
+            {"Testitis": antigen_xml([Series("Testitis series", doses)]), "Other": other},
+            groups={"Testitis": ["Testitis"], "Other": ["Other"]},
+        )
+
+    two = schedule(tmp_path / "two", [Dose(), Dose(skips=[skip])])
+    mixed = (AdministeredDose(date(2024, 3, 1), "901"), AdministeredDose(date(2025, 2, 1), "904"))
+    (testitis,) = assess(two, Patient(BIRTH, doses=mixed), date(2025, 3, 1)).group("Testitis")
+    assert testitis.status is SeriesStatus.NOT_COMPLETE
+    assert testitis.forecast is not None and testitis.forecast.dose_number == 2
+    # A Testitis dose at 13 months does count: dose 3 is skipped and the series is complete.
+    three = schedule(tmp_path / "three", [Dose(), Dose(), Dose(skips=[skip])])
+    own = (AdministeredDose(date(2024, 3, 1), "901"), AdministeredDose(date(2025, 2, 1), "901"))
+    (testitis,) = assess(three, Patient(BIRTH, doses=own), date(2025, 3, 1)).group("Testitis")
+    assert testitis.status is SeriesStatus.COMPLETE

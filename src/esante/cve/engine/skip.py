@@ -39,7 +39,13 @@ def previous_reference_dose(ps: PatientSeries, before: int | None) -> date | Non
 
 
 def _count(ctx: Context, ps: PatientSeries, condition: Condition, reference: date, before: int | None) -> int:
-    """CONDSKIP-1: the number of conditional doses administered."""
+    """CONDSKIP-1: the number of conditional doses administered.
+
+    CONDSKIP-1 counts doses whose vaccine type "is one of the conditional skip vaccine types". A condition with
+    no vaccine types (``<vaccineTypes/>``, e.g. DTaP's "start at 12 months" dose 7 or Hib's risk child series
+    dose 1, both "Total") counts the doses of the series' own antigen, the antigen administered records of
+    section 4.2 — never the patient's other vaccines (an MMR given the same day is no Hib dose).
+    """
     birth = ctx.patient.birth_date
     begin_age = add_duration(birth, condition.begin_age) if condition.begin_age else MIN_DATE
     end_age = add_duration(birth, condition.end_age) if condition.end_age else MAX_DATE
@@ -50,7 +56,10 @@ def _count(ctx: Context, ps: PatientSeries, condition: Condition, reference: dat
     for record in ctx.history:
         if before is not None and record.index >= before:
             continue
-        if condition.vaccine_types and record.cvx not in condition.vaccine_types:
+        if condition.vaccine_types:
+            if record.cvx not in condition.vaccine_types:
+                continue
+        elif record.index not in statuses:  # not an antigen administered record of this series
             continue
         if not (begin_age <= record.date < end_age and start <= record.date < end):
             continue
