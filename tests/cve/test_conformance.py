@@ -77,3 +77,14 @@ def test_bad_case_file_is_a_clear_error(tmp_path: Path, data_folder: Path) -> No
     assert "not a CDSi test-case file" in result.output
     result = CliRunner().invoke(cli, ["cve", "conformance", "--cases", str(bad), "--data", str(tmp_path)])
     assert result.exit_code == 2 and "ScheduleSupportingData.xml is missing" in result.output
+
+
+def test_a_dose_valid_in_a_risk_and_a_standard_series_reports_the_risk_type(data_folder: Path) -> None:
+    # 2016-UC-0048: HepB doses valid in the standard and the risk best series; the case's Series_Type_n says
+    # "risk" (not a pass criterion, reported in the JSON notes).
+    data = load_supporting_data(data_folder)
+    case = next(
+        c for c in read_cases(shared_data("cdsi", "test-cases-conditions-v4.6-dev.csv")) if c.case_id == "2016-UC-0048"
+    )
+    result = check_case(data, case)
+    assert result.passed and result.notes == []

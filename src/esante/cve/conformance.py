@@ -232,7 +232,9 @@ def _dose_outcome(
 
     Per antigen, a dose valid in one of its best series counts (several best series of one antigen are
     alternative paths: the childhood and the adult pneumococcal series); across the antigens of a group, a dose not
-    valid for one antigen is not valid (a DTaP dose too early for pertussis).
+    valid for one antigen is not valid (a DTaP dose too early for pertussis). A dose valid in both a risk and a
+    standard best series is reported with the risk series' type, as the forecast is (``_pick_forecast``): the
+    conditions file's ``Series_Type_n`` names the risk series then.
     """
     members = [m for f in forecasts for m in f.antigens]
     evaluations = [(m, e) for m in members for e in m.evaluations if e.dose_index == index]
@@ -246,7 +248,7 @@ def _dose_outcome(
     per_antigen = []
     for found in by_antigen.values():
         valid = [(m, e) for m, e in found if e.status is EvaluationStatus.VALID]
-        valid.sort(key=lambda pair: pair[0].series_type != "Standard")
+        valid.sort(key=lambda pair: pair[0].series_type != "Risk")
         per_antigen.extend(valid[:1] or _worst(found)[:1])
     picked = _worst(per_antigen)
     member, evaluation = picked[0]
