@@ -496,8 +496,19 @@ def _plan(registry: Registry, resource_type: str, compiler: Compiler = compile_e
 
 
 def extract_index_rows(resource: dict[str, Any], registry: Registry | None = None) -> IndexRows:
-    """Every index row ``resource`` contributes (none for an unknown type); never raises on odd data."""
-    return extract_with(resource, registry or get_registry(), compile_expression)
+    """Every index row ``resource`` contributes (none for an unknown type); never raises on odd data.
+
+    AuditEvents (one or more per audited request) take a path walk that gives the same rows without FHIRPath
+    (:mod:`esante.fhir.audit_event_index`), when it applies.
+    """
+    registry = registry or get_registry()
+    if isinstance(resource, dict) and resource.get("resourceType") == "AuditEvent":
+        from esante.fhir.audit_event_index import audit_event_index_rows
+
+        rows = audit_event_index_rows(resource, registry)
+        if rows is not None:
+            return rows
+    return extract_with(resource, registry, compile_expression)
 
 
 def extract_params(resource: dict[str, Any], codes: frozenset[str], registry: Registry | None = None) -> IndexRows:
