@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 
-from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration
+from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration, later
 from esante.cve.engine.evaluate import evaluate_series
 from esante.cve.engine.forecast import dose_number, forecast_series
 from esante.cve.engine.model import Antigen, AntigenSeries, SupportingData, normalize_cvx
@@ -205,9 +205,9 @@ def _group_forecast(
     else:
         earliest = max(earliest_dates)
     recommendeds = [f.recommended for f in forecasts if f.recommended is not None]
-    recommended = _later(min(recommendeds), earliest) if recommendeds else earliest
+    recommended = later(min(recommendeds), earliest) if recommendeds else earliest
     past_dues = [f.past_due for f in forecasts if f.past_due is not None]
-    past_due = _later(min(past_dues), earliest) if past_dues else None
+    past_due = later(min(past_dues), earliest) if past_dues else None
     latests = [f.latest for f in forecasts if f.latest is not None]
     unadjusted_recs = [f.unadjusted_recommended for f in forecasts if f.unadjusted_recommended]
     unadjusted_pds = [f.unadjusted_past_due for f in forecasts if f.unadjusted_past_due]
@@ -226,13 +226,6 @@ def _group_forecast(
         recommended_vaccines=tuple(vaccines),
     )
     return VaccineGroupForecast(name, series_type, status, forecast, reasons, tuple(members), guidance)
-
-
-def _later(a: date | None, b: date | None) -> date | None:
-    """The later of two dates that may be empty."""
-    if a is None or b is None:
-        return b if a is None else a
-    return max(a, b)
 
 
 def _root(parent: dict[str, str], x: str) -> str:

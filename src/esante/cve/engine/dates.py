@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-__all__ = ["MAX_DATE", "MIN_DATE", "Duration", "add_duration", "parse_cdsi_date", "parse_duration"]
+__all__ = ["MAX_DATE", "MIN_DATE", "Duration", "add_duration", "later", "parse_cdsi_date", "parse_duration"]
 
 #: The "assumed value if empty" dates of the specification's attribute tables.
 MIN_DATE = date(1900, 1, 1)
@@ -95,6 +95,13 @@ def add_duration(start: date, duration: Duration) -> date:
         year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
     shifted = date(year, month, day)
     return shifted + timedelta(days=duration.days)
+
+
+def later(a: date | None, b: date | None) -> date | None:
+    """The later of two dates either of which may be empty (an empty date does not take part, section 7.5)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 def parse_cdsi_date(text: str | None) -> date | None:

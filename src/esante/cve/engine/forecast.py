@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration
+from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration, later
 from esante.cve.engine.evaluate import conflict_end_dates, interval_reference
 from esante.cve.engine.model import Antigen, SupportingData, in_effect
 from esante.cve.engine.patient import Forecast, SeriesStatus, TargetDoseStatus
@@ -122,13 +122,6 @@ def minimum_dates(
     return earliest, earliest_rec, latest_rec, maximum
 
 
-def _later(a: date | None, b: date | None) -> date | None:
-    """The later of two dates that may be empty."""
-    if a is None or b is None:
-        return b if a is None else a
-    return max(a, b)
-
-
 def dose_number(ps: PatientSeries) -> int:
     """FORECASTDN-1."""
     count = 0
@@ -233,8 +226,8 @@ def forecast_series(
         else:
             unadjusted_past_due = None
         # FORECASTDT-5 / -6: adjusted by the earliest date when there is one.
-        recommended = _later(earliest, unadjusted_rec)
-        past_due = _later(earliest, unadjusted_past_due) if unadjusted_past_due is not None else None
+        recommended = later(earliest, unadjusted_rec)
+        past_due = later(earliest, unadjusted_past_due) if unadjusted_past_due is not None else None
         latest = maximum - _ONE_DAY if maximum is not None else None
         ps.status, ps.forecast_reason = SeriesStatus.NOT_COMPLETE, None
         ps.forecast = Forecast(
