@@ -244,38 +244,51 @@ def dsp_consent() -> Sql:
     return "EXISTS (SELECT 1 FROM dsp_grant dsp_g WHERE dsp_g.rid = {r}.rid)", ()
 
 
+def _open_record_of_patient() -> str:
+    """The DSP of the Patient row ``{r}`` is open now (params: now)."""
+    return f"EXISTS (SELECT 1 FROM dsp_record dsp_rec WHERE dsp_rec.patient_id = {{r}}.res_id AND {ACTIVE_RECORD})"
+
+
 def patient_granted(practitioner: str, kinds: Sequence[Kind], now: int, *, no_opt_out: bool = False) -> Sql:
-    """A Patient whose DSP is open and who granted ``practitioner`` one of ``kinds``."""
+    """A Patient whose DSP is open and who granted ``practitioner`` one of ``kinds``.
+
+    Correlated on the Patient row (primary-key probes of ``dsp_grant`` and ``dsp_record``), never a set of the
+    practitioner's patients: as ``res_id IN (...)`` PostgreSQL hashed every open DSP of the country for each
+    chained search (``DocumentReference?patient.identifier=...``: 25 ms of its 27 ms at 66,000 DSPs).
+    """
     sql = (
-        "{r}.res_id IN (SELECT dsp_g.patient_id FROM dsp_grant dsp_g JOIN dsp_record dsp_rec"
-        f" ON dsp_rec.patient_id = dsp_g.patient_id WHERE dsp_g.practitioner_id = ? AND dsp_g.kind IN ({_kinds(kinds)})"
-        f" AND {_in_force('dsp_g')} AND {ACTIVE_RECORD}"
+        "EXISTS (SELECT 1 FROM dsp_grant dsp_g WHERE dsp_g.patient_id = {r}.res_id AND dsp_g.practitioner_id = ?"
+        f" AND dsp_g.kind IN ({_kinds(kinds)}) AND {_in_force('dsp_g')}"
     )
-    params: list[Any] = [practitioner, now, now, now]
+    params: list[Any] = [practitioner, now, now]
     if no_opt_out:
         sql += (
             " AND NOT EXISTS (SELECT 1 FROM dsp_grant dsp_o WHERE dsp_o.patient_id = dsp_g.patient_id"
             f" AND dsp_o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND {_in_force('dsp_o')})"
         )
         params += [now, now]
-    return sql + ")", tuple(params)
+    return f"{sql}) AND {_open_record_of_patient()}", (*params, now)
 
 
 def patient_authored(practitioner: str, now: int, roles: tuple[str, ...] | None = None) -> Sql:
-    """A Patient whose DSP is open and holds a document ``practitioner`` authored (or one of their roles)."""
+    """A Patient whose DSP is open and holds a document ``practitioner`` authored (or one of their roles).
+
+    Correlated on the Patient row: the patient's documents (index ``patient`` references to them) probed for the
+    author, not every document the practitioner ever authored joined to every DSP.
+    """
     condition, params = _author_condition(practitioner, "author", roles)
     return (
-        "{r}.res_id IN (SELECT dsp_pt.target_id FROM idx_reference dsp_a JOIN idx_reference dsp_pt"
-        " ON dsp_pt.rid = dsp_a.rid AND dsp_pt.param = 'patient' AND dsp_pt.target_type = 'Patient'"
-        " JOIN dsp_record dsp_rec ON dsp_rec.patient_id = dsp_pt.target_id"
-        f" WHERE dsp_a.res_type = 'DocumentReference' AND {condition} AND {ACTIVE_RECORD})",
+        "EXISTS (SELECT 1 FROM idx_reference dsp_pt JOIN idx_reference dsp_a ON dsp_a.rid = dsp_pt.rid"
+        " WHERE dsp_pt.res_type = 'DocumentReference' AND dsp_pt.param = 'patient'"
+        " AND dsp_pt.target_type = 'Patient' AND dsp_pt.target_id = {r}.res_id"
+        f" AND {condition}) AND {_open_record_of_patient()}",
         (*params, now),
     )
 
 
 def patient_blocked(practitioner: str, now: int) -> Sql:
     return (
-        "{r}.res_id IN (SELECT dsp_g.patient_id FROM dsp_grant dsp_g WHERE dsp_g.practitioner_id = ?"
+        "EXISTS (SELECT 1 FROM dsp_grant dsp_g WHERE dsp_g.patient_id = {r}.res_id AND dsp_g.practitioner_id = ?"
         f" AND dsp_g.kind = '{Kind.BLOCK.value}' AND {_in_force('dsp_g')})",
         (practitioner, now, now),
     )
