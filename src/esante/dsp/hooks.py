@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -60,11 +61,11 @@ def _pending_opens(session: StoreSession) -> list[DspRecord]:
     setattr(session, _PENDING, pending)
     store_flush = session.flush
 
-    async def flush() -> None:
+    async def flush(also: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
         while pending:
             batch, pending[:] = pending[:2000], pending[2000:]
             await lifecycle_store.insert_many_if_absent(session.conn, batch)
-        await store_flush()
+        await store_flush(also)
 
     session.flush = flush  # type: ignore[method-assign]
     return pending

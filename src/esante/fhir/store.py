@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,32 +218,44 @@ class StoreSession:
         if self.store.hooks.has(pointcut, res_type):
             await self.store.hooks.fire(HookEvent(pointcut, self, self.caller, res_type, **values))
 
-    async def flush(self) -> None:
+    async def flush(self, also: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
         """Write buffered rows: stale index rows out, then resources, then index rows.
 
         PostgreSQL: everything in ONE statement of data-modifying CTEs (all CTEs see the same snapshot, so the
         deletes cannot touch the rows inserted beside them); SQLite: one executemany per table.
+
+        ``also`` (PostgreSQL only): more data-modifying statements (``?`` parameters; none may touch the rows
+        written beside them) sent in that same statement, to save their round trips (the audit trail's chain
+        rows and journal deletion).
         """
+        if also and not self.conn.dialect.is_postgres:
+            raise ValueError("flush(also=...) is for PostgreSQL only")
         deletes, self._pending_index_deletes = self._pending_index_deletes, []
         resources, self._resource_rows = self._resource_rows, []
         index_rows, self._index_rows = self._index_rows, {}
-        if not (deletes or resources or index_rows):
+        if not (deletes or resources or index_rows or also):
             return
         try:
             if self.conn.dialect.is_postgres:
-                await self._flush_postgres(deletes, resources, index_rows)
+                await self._flush_postgres(deletes, resources, index_rows, also)
             else:
                 await self._flush_sqlite(deletes, resources, index_rows)
         except IntegrityViolation as exc:
             raise conflict("a concurrent request wrote the same resource; retry with the current version") from exc
 
     async def _flush_postgres(
-        self, deletes: list[int], resources: list[tuple[Any, ...]], index_rows: dict[str, list[tuple[Any, ...]]]
+        self,
+        deletes: list[int],
+        resources: list[tuple[Any, ...]],
+        index_rows: dict[str, list[tuple[Any, ...]]],
+        also: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> None:
         if not deletes and len(resources) >= COPY_MIN_RESOURCES:
             # a bulk of creates (an import): COPY, one per table (less server and client work than arrays)
             for kind, rows in (("resource", resources), *index_rows.items()):
                 await self.conn.copy_rows(_table(kind), _COLUMN_NAMES[kind], rows)
+            for sql, values in also:
+                await self.conn.execute(sql, values)
             return
         ctes: list[str] = []
         params: list[Any] = []
@@ -254,6 +267,9 @@ class StoreSession:
             if rows:
                 ctes.append(f"w_{kind} AS ({_INSERT_ARRAYS[kind]})")
                 params.extend(list(column) for column in zip(*rows, strict=True))
+        for i, (sql, values) in enumerate(also):
+            ctes.append(f"x_{i} AS ({sql})")
+            params.extend(values)
         await self.conn.execute("WITH " + ", ".join(ctes) + " SELECT 1", params)
 
     async def _flush_sqlite(

@@ -56,6 +56,14 @@ GENESIS = "0" * 64
 _CHAIN_PERIOD = 1.0  # seconds between chainer sweeps when nothing wakes it
 _CHAIN_LOCK_KEY = 0x65_53_61_6E_74_65_41_75  # "eSanteAu": one fixed advisory lock key for the chain's tail
 _BATCH = 1000
+_TAIL = "SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
+# PostgreSQL: a batch's chain rows in one INSERT, in their order (seq is assigned in the order rows are inserted)
+_CHAIN_ARRAYS = (
+    "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) "
+    "SELECT rid, res_id, recorded, hash, prev_hash "
+    "FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[]) "
+    "WITH ORDINALITY AS u(rid, res_id, recorded, hash, prev_hash, n) ORDER BY n"
+)
 
 Annotator = Callable[[AuditRecord, list[dict[str, Any]]], Awaitable[None]]
 """``(record, events) -> None``: a service adds what only it knows to an interaction's REST AuditEvents before
@@ -99,29 +107,32 @@ class AuditTrail:
         SQLite: write transactions are serial), so concurrent appenders queue up and never fork the chain.
         """
         await _lock_chain(session)
+        prev = await session.conn.fetchval(_TAIL)
         stored = [await session.create(event, client_id=False) for event in events]
-        await self._link(session, stored)
+        await self._link(session, stored, str(prev) if prev is not None else GENESIS, [])
         return stored
 
     async def chain_pending(self, session: StoreSession, limit: int) -> int:
         """Move up to ``limit`` journaled events, oldest first, into the store and the chain; returns how many.
 
         Runs inside ``session``'s transaction under the chain's lock, so the journal rows are read, stored,
-        linked and deleted by one chainer at a time, all or nothing.
+        linked and deleted by one chainer at a time, all or nothing. After the lock: one statement reads the
+        journal and the chain's tail (a statement of its own, so that it sees what the previous holder of the
+        lock committed), one writes everything (PostgreSQL; see :meth:`_link`).
         """
         await _lock_chain(session)
         conn = session.conn
-        rows = await conn.fetch("SELECT id, res_id, content FROM audit_journal ORDER BY id LIMIT ?", (limit,))
+        rows = await conn.fetch(
+            f"SELECT j.id, j.res_id, j.content, ({_TAIL}) FROM audit_journal j ORDER BY j.id LIMIT ?", (limit,)
+        )
         if not rows:
             return 0
         stored = [
             await session.create(orjson.loads(bytes(content)), res_id=str(res_id), client_id=False)
-            for _id, res_id, content in rows
+            for _id, res_id, content, _tail in rows
         ]
-        await self._link(session, stored)
-        ids = [int(row[0]) for row in rows]
-        marks = ", ".join("?" * len(ids))
-        await conn.execute(f"DELETE FROM audit_journal WHERE id IN ({marks})", ids)
+        tail = rows[0][3]
+        await self._link(session, stored, str(tail) if tail is not None else GENESIS, [int(row[0]) for row in rows])
         return len(rows)
 
     async def pending(self, database: Database) -> int:
@@ -129,20 +140,39 @@ class AuditTrail:
         async with database.read() as conn:
             return int(await conn.fetchval("SELECT COUNT(*) FROM audit_journal") or 0)
 
-    async def _link(self, session: StoreSession, stored: list[StoredResource]) -> None:
-        conn = session.conn
-        await session.flush()
-        prev = await conn.fetchval("SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
-        prev_hash = str(prev) if prev is not None else GENESIS
+    async def _link(
+        self, session: StoreSession, stored: list[StoredResource], prev_hash: str, journal_ids: list[int]
+    ) -> None:
+        """Write the staged AuditEvents, their chain rows (after ``prev_hash``) and delete their journal rows.
+
+        PostgreSQL: all in the store's one flush statement (chain rows inserted in order: ``seq`` follows it);
+        SQLite: the flush, one executemany, one DELETE.
+        """
+        if not stored:
+            await session.flush()
+            return
         rows: list[tuple[Any, ...]] = []
         for item in stored:
             assert item.content is not None
             hash_ = chain_hash(prev_hash, item.content)
             rows.append((item.rid, item.res_id, item.last_updated, hash_, prev_hash))
             prev_hash = hash_
+        conn = session.conn
+        if conn.dialect.is_postgres:
+            also: list[tuple[str, Sequence[Any]]] = [
+                (_CHAIN_ARRAYS, [list(column) for column in zip(*rows, strict=True)])
+            ]
+            if journal_ids:
+                also.append(("DELETE FROM audit_journal WHERE id = ANY(?::bigint[])", [journal_ids]))
+            await session.flush(also=also)
+            return
+        await session.flush()
         await conn.executemany(
             "INSERT INTO audit_chain (rid, res_id, recorded, hash, prev_hash) VALUES (?, ?, ?, ?, ?)", rows
         )
+        if journal_ids:
+            marks = ", ".join("?" * len(journal_ids))
+            await conn.execute(f"DELETE FROM audit_journal WHERE id IN ({marks})", journal_ids)
 
     async def count(self, database: Database) -> int:
         async with database.read() as conn:
