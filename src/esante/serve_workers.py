@@ -24,11 +24,11 @@ _BACKLOG = 2048
 
 def reuseport_socket(host: str, port: int, *, listen: bool) -> socket.socket:
     """A TCP socket bound to ``host:port`` with SO_REUSEPORT (and listening, if ``listen``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds ("localhost": IPv4)
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    sock.bind(address)
     if listen:
         sock.listen(_BACKLOG)
     return sock
