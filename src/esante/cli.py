@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -104,18 +104,17 @@ def serve(
     os.environ["ESANTE_PORT"] = str(settings.port)
     if config is not None:
         os.environ["ESANTE_CONFIG"] = str(config)
-    options: dict[str, Any] = {
-        "log_level": settings.log_level,
-        "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
-    }
-    if workers > 1:  # a listening socket per worker (SO_REUSEPORT): see esante.serve_workers
-        from esante.serve_workers import serve as serve_workers
-
-        serve_workers(settings.host, settings.port, workers, options)
-        return
-    uvicorn.run("esante.app:create_app", factory=True, host=settings.host, port=settings.port, **options)
+    uvicorn.run(
+        "esante.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 @db_app.command("upgrade")
