@@ -22,8 +22,10 @@ from typer.testing import CliRunner
 
 from esante.cli import app
 from esante.cve.dsp_consent_document import HISTORY_IDENTIFIER
+from esante.dsp.notices import NEW_DOCUMENT
 from tests.cve.record_support import immunization
 from tests.dsp.dsp_support import World, dsp_world, parameters, practitioner
+from tests.dsp.test_notices import notices
 
 CLASS = "urn:esante:dsp:document-class|vaccination-history"
 
@@ -150,6 +152,9 @@ async def test_consent_files_the_history_and_each_change_replaces_it(db_url: str
         ]
         assert [d["id"] for d in await _documents(http, w, "lea", "superseded")] == [first["id"]]
         assert _vaccines(await _content(http, w, "lea", second)) == ["03", "115"]
+        # the patient is told of each filing, the refiling too (docs/cve.md: chosen over silencing refilings)
+        told = await notices(http, w.fhir, w.patient("lea"), "lea", NEW_DOCUMENT)
+        assert len(told) == 2
 
         # withdrawn: no more updates; the last document stays current in the DSP
         withdrawn = await _consent(http, w, "lea", False)
