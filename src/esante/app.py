@@ -87,7 +87,7 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     service = FhirService(registry, PolicyEnforcer(pdp, registry), settings.default_page_size, settings.max_page_size)
     operations = OperationRegistry()
     operations.register(VALIDATE)
-    auditor = Auditor(store, registry) if settings.audit_enabled else None
+    auditor = Auditor(store, registry, background=settings.audit_background_chain) if settings.audit_enabled else None
     keyring = KeyRing.from_settings(settings)
     resource_server = ResourceServer(settings, keyring, database)
     router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor, resource_server)

@@ -104,17 +104,32 @@ def serve(
     os.environ["ESANTE_PORT"] = str(settings.port)
     if config is not None:
         os.environ["ESANTE_CONFIG"] = str(config)
-    uvicorn.run(
-        "esante.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    chain = None
+    if (
+        settings.audit_enabled
+        and settings.audit_chain_process
+        and settings.effective_database_url.startswith("postgres")
+    ):
+        from esante.security.audit_chain_process import ChainProcess
+
+        chain = ChainProcess(settings)
+        chain.start()
+        os.environ["ESANTE_AUDIT_BACKGROUND_CHAIN"] = "false"  # the workers journal; the chain process chains
+    try:
+        uvicorn.run(
+            "esante.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+    finally:
+        if chain is not None:
+            chain.stop()
 
 
 @db_app.command("upgrade")

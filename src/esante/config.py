@@ -46,6 +46,12 @@ class Settings:
     # record a BALP AuditEvent for every REST interaction (hash-chained). Always on in production; switching it
     # off exists for benchmarks that measure the trail's own cost (the server logs a warning).
     audit_enabled: bool = True
+    # PostgreSQL: `esante serve` chains the trail in a process of its own (the workers only journal), so a
+    # request never waits behind a chain batch on its event loop; off: each worker chains in the background
+    audit_chain_process: bool = True
+    # whether this process chains the journal in the background (set to false by `esante serve` for its workers
+    # when the chain process runs; readers of the trail still chain what is pending before they read)
+    audit_background_chain: bool = True
     roles_file: str = ""  # JSON table of what each staff role may do; empty → the packaged default (roles.json)
     # --- DSP, the shared care record (docs/dsp.md): PLATFORM.md's defaults ---
     dsp_refusal_window_days: int = 30  # days a person has to refuse a new DSP before it opens (0: opens at once)

@@ -252,8 +252,12 @@ class Auditor:
         trail: AuditTrail | None = None,
         *,
         chain_batch: int | None = None,
+        background: bool = True,
     ) -> None:
         self.store = store
+        # False: another process chains (``esante serve``'s chain process, audit_chain.py); this one only
+        # journals, and chains before a read of the trail
+        self.background = background
         self.registry = registry
         self.trail = trail or AuditTrail()
         # A batch is stored and indexed on the event loop (~0.25 ms of CPU an event): batches of 64 keep the
@@ -416,6 +420,8 @@ class Auditor:
         if self._wake is None:
             self._wake = asyncio.Event()
             self._chain_lock = asyncio.Lock()
+        if not self.background:
+            return
         if self._chainer is None or self._chainer.done():
             self._chainer = asyncio.get_running_loop().create_task(self._chain_forever())
         self._wake.set()
