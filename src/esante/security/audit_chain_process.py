@@ -9,10 +9,10 @@ and its batches grow with the load (one transaction for everything journaled sin
 The workers keep the durability guarantee unchanged: a request answers only once its events are in the journal.
 The chain process drains the journal in batches: while batches come out full it goes on at once; after a partial
 one it waits ``POLL`` seconds, so that under a light load the events of many requests share a batch (per event, a
-batch of 64 costs about half of a batch of 8) instead of a transaction every few requests. Readers of the trail (an AuditEvent search, ``$dsp-access-log``, ``esante audit verify``)
-still chain what is pending before they read, under the chain's advisory lock, so they never miss an event and
-never fork the chain. If the process dies, the supervisor (:class:`ChainProcess`) starts a new one; meanwhile the
-events wait, durable, in the journal.
+batch of 64 costs about half of a batch of 8) instead of a transaction every few requests. Readers of the trail
+(an AuditEvent search, ``$dsp-access-log``, ``esante audit verify``) still chain what is pending before they read,
+under the chain's advisory lock, so they never miss an event and never fork the chain. If the process dies, the
+supervisor (:class:`ChainProcess`) starts a new one; meanwhile the events wait, durable, in the journal.
 """
 
 from __future__ import annotations
