@@ -8,8 +8,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 
 from esante.app import Platform, create_app
@@ -20,6 +22,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_command_env(monkeypatch: pytest.MonkeyPatch, var_dir: Path) -> int:
+    """The environment of an ``esante serve`` subprocess on a free loopback port (returned), its own var folder, no
+    warm-up and no configuration file of the developer's."""
+    port = free_port()
+    monkeypatch.setenv("ESANTE_VAR_DIR", str(var_dir))
+    monkeypatch.setenv("ESANTE_PORT", str(port))
+    monkeypatch.setenv("ESANTE_WARM_UP", "false")
+    monkeypatch.delenv("ESANTE_CONFIG", raising=False)
+    return port
 
 
 def loopback_settings(**values: object) -> Settings:

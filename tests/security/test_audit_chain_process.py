@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from esante.db.engine import create_database
 from esante.security.audit_chain_process import chain_forever
 from tests.auth import bearer, register_client
 from tests.conftest import PG_URL, empty_tables, reset_schema
+from tests.live_server import serve_command_env
 
 
 async def _counts(url: str) -> tuple[int, int]:
@@ -84,13 +84,7 @@ def _children(pid: int) -> list[int]:
 def test_served_platform_runs_and_restarts_its_chain_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reset_schema(PG_URL)
     empty_tables(PG_URL)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("ESANTE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("ESANTE_PORT", str(port))
-    monkeypatch.setenv("ESANTE_WARM_UP", "false")
-    monkeypatch.delenv("ESANTE_CONFIG", raising=False)
+    port = serve_command_env(monkeypatch, tmp_path / "var")
     monkeypatch.delenv("ESANTE_AUDIT_BACKGROUND_CHAIN", raising=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "esante.cli", "serve", "--db", PG_URL],

@@ -4,7 +4,6 @@ and a rotation done with the CLI is published by the running server without a re
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ from joserfc.jwk import KeySet
 from typer.testing import CliRunner
 
 from esante.cli import app
+from tests.live_server import serve_command_env
 
 
 def test_cli_tokens_verify_against_the_served_jwks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("ESANTE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("ESANTE_PORT", str(port))
-    monkeypatch.setenv("ESANTE_WARM_UP", "false")
-    monkeypatch.delenv("ESANTE_CONFIG", raising=False)
+    port = serve_command_env(monkeypatch, tmp_path / "var")
     monkeypatch.chdir(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "esante.cli", "serve"],
