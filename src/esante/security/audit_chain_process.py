@@ -64,8 +64,13 @@ async def chain_forever(settings: Settings, stop: asyncio.Event | None = None, p
 
 def _run(settings: Settings, parent: int) -> None:
     """The chain process's entry point (a spawned interpreter: the settings arrive pickled over its pipe)."""
+    import signal
+
     import uvloop
 
+    # Ctrl-C in a terminal reaches the whole process group: the server shuts down on it, and this process follows
+    # when it sees its parent gone (no traceback of an interrupted batch; the batch's transaction just ends)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # background work: when the cores are busy, the workers answering requests go first (the events wait,
     # durable, in the journal; a reader of the trail chains them itself)
     os.nice(NICENESS)
