@@ -46,10 +46,37 @@ def professions_of(practitioner: dict[str, Any]) -> tuple[str, ...]:
     return tuple(codes)
 
 
-async def find_practitioner(
+def human_name(resource: dict[str, Any]) -> str | None:
+    """``Given Family`` of a resource's first name (its ``text`` when it has one)."""
+    for name in resource.get("name", []) or []:
+        if not isinstance(name, dict):
+            continue
+        if isinstance(name.get("text"), str) and name["text"].strip():
+            return str(name["text"]).strip()
+        given = " ".join(g for g in name.get("given", []) or [] if isinstance(g, str))
+        family = name.get("family") if isinstance(name.get("family"), str) else ""
+        text = f"{given} {family}".strip()
+        if text:
+            return text
+    return None
+
+
+def practitioner_identity(practitioner: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(name, eHealthID) of a Practitioner, as the access log names the professional."""
+    ehealth_id = next(
+        (
+            str(i["value"])
+            for i in practitioner.get("identifier", []) or []
+            if isinstance(i, dict) and i.get("system") == EHEALTH_ID_SYSTEM and isinstance(i.get("value"), str)
+        ),
+        None,
+    )
+    return human_name(practitioner), ehealth_id
+
+
+async def _practitioner_row(
     conn: Connection, practitioner_id: str | None, ehealth_id: str | None
-) -> tuple[str, tuple[str, ...]] | None:
-    """(Practitioner id, professions) of a professional named by id and/or eHealthID; None when unknown."""
+) -> tuple[str, dict[str, Any]] | None:
     row = None
     if practitioner_id:
         row = await conn.fetchrow(_BY_ID, (practitioner_id,))
@@ -57,7 +84,15 @@ async def find_practitioner(
         row = await conn.fetchrow(_BY_EHEALTH_ID, (EHEALTH_ID_SYSTEM, ehealth_id))
     if row is None or row[1] is None:
         return None
-    return str(row[0]), professions_of(orjson.loads(bytes(row[1])))
+    return str(row[0]), orjson.loads(bytes(row[1]))
+
+
+async def find_practitioner(
+    conn: Connection, practitioner_id: str | None, ehealth_id: str | None
+) -> tuple[str, tuple[str, ...]] | None:
+    """(Practitioner id, professions) of a professional named by id and/or eHealthID; None when unknown."""
+    found = await _practitioner_row(conn, practitioner_id, ehealth_id)
+    return (found[0], professions_of(found[1])) if found is not None else None
 
 
 def _held_sql() -> str:
@@ -77,14 +112,17 @@ def _held_sql() -> str:
 HELD = (Kind.TRUSTED_CIRCLE, Kind.REFERENT, Kind.RELATIONSHIP, Kind.EMERGENCY, Kind.BLOCK)
 _HELD_SQL = _held_sql()
 
+IDENTITY = "dsp_practitioner_identity"  # caller attribute: (name, eHealthID) of their Practitioner
+
 TokenCheck = Callable[[TokenClaims, Caller, Connection], Awaitable[None]]
 
 
 async def professional_attributes(
     conn: Connection, context: DspContext, practitioner_id: str | None, ehealth_id: str | None
 ) -> dict[str, Any]:
-    """The caller attributes the access rule reads, for the professional named by id and/or eHealthID."""
-    found = await find_practitioner(conn, practitioner_id, ehealth_id)
+    """The caller attributes the access rule reads, for the professional named by id and/or eHealthID (and their
+    name and eHealthID, with which the access log names them: read here, where the Practitioner is read anyway)."""
+    found = await _practitioner_row(conn, practitioner_id, ehealth_id)
     if not found:
         return {PRACTITIONER: "", PROFESSIONS: ()}
     now = context.now()
@@ -94,9 +132,10 @@ async def professional_attributes(
     rows = await conn.fetch(_HELD_SQL, params)
     return {
         PRACTITIONER: found[0],
-        PROFESSIONS: found[1],
+        PROFESSIONS: professions_of(found[1]),
         ROLES: tuple(str(r[1]) for r in rows if r[0] == "role"),
         KINDS: tuple(str(r[1]) for r in rows if r[0] == "kind"),
+        IDENTITY: practitioner_identity(found[1]),
     }
 
 

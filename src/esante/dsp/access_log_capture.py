@@ -21,6 +21,7 @@ import orjson
 
 from esante.db.engine import Connection, Database
 from esante.dsp import access_sql as q
+from esante.dsp.access_caller import IDENTITY, human_name, practitioner_identity
 from esante.dsp.access_log_model import (
     DOCUMENT,
     GRANT_CAPACITY,
@@ -36,11 +37,10 @@ from esante.dsp.access_log_model import (
     ordered,
     target_of,
 )
-from esante.dsp.access_rule import Professional, acting_professional
+from esante.dsp.access_rule import PRACTITIONER, Professional, acting_professional
 from esante.dsp.context import DspContext
 from esante.dsp.grants_model import Kind
 from esante.dsp.model import reference_id
-from esante.identifiers.ehealth_id import EHEALTH_ID_SYSTEM
 from esante.security.audit import AuditRecord
 from esante.security.policy import Caller
 
@@ -99,7 +99,11 @@ class AccessLogCapture:
         elif professional is not None and professional.practitioner:
             per_document, base = await self._professional(conn, professional, patient, actions)
             who.reference = f"Practitioner/{professional.practitioner}"
-            who.name, who.ehealth_id = await _practitioner(conn, professional.practitioner)
+            identity = caller.attributes.get(IDENTITY)
+            if caller.attributes.get(PRACTITIONER) == professional.practitioner and isinstance(identity, tuple):
+                who.name, who.ehealth_id = identity  # read by the token check, in this request
+            else:
+                who.name, who.ehealth_id = await _practitioner(conn, professional.practitioner)
         elif caller.kind == "system" and professional is None:
             per_document = {ref: (Capacity.ESTABLISHMENT,) for ref in actions}
             base = (Capacity.ESTABLISHMENT,)
@@ -259,21 +263,6 @@ def _replaces(content: dict[str, Any]) -> str | None:
     return None
 
 
-def human_name(resource: dict[str, Any]) -> str | None:
-    """``Given Family`` of a resource's first name (its ``text`` when it has one)."""
-    for name in resource.get("name", []) or []:
-        if not isinstance(name, dict):
-            continue
-        if isinstance(name.get("text"), str) and name["text"].strip():
-            return str(name["text"]).strip()
-        given = " ".join(g for g in name.get("given", []) or [] if isinstance(g, str))
-        family = name.get("family") if isinstance(name.get("family"), str) else ""
-        text = f"{given} {family}".strip()
-        if text:
-            return text
-    return None
-
-
 async def _content(conn: Connection, res_type: str, res_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(_CONTENT, (res_type, res_id))
     if row is None or row[2] is None:
@@ -289,14 +278,4 @@ async def _name(conn: Connection, res_type: str, res_id: str) -> str | None:
 
 async def _practitioner(conn: Connection, practitioner_id: str) -> tuple[str | None, str | None]:
     content = await _content(conn, "Practitioner", practitioner_id)
-    if content is None:
-        return None, None
-    ehealth_id = next(
-        (
-            str(i["value"])
-            for i in content.get("identifier", []) or []
-            if isinstance(i, dict) and i.get("system") == EHEALTH_ID_SYSTEM and isinstance(i.get("value"), str)
-        ),
-        None,
-    )
-    return human_name(content), ehealth_id
+    return practitioner_identity(content) if content is not None else (None, None)
