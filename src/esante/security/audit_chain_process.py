@@ -87,11 +87,6 @@ class ChainProcess:
         self._process: BaseProcess | None = None
         self._stopping = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self.restarts = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         self._spawn()
@@ -112,7 +107,6 @@ class ChainProcess:
             process.join(timeout=0.5)
             if process.exitcode is not None and not self._stopping.is_set():
                 log.error("audit.chain_process_exited", exitcode=process.exitcode)
-                self.restarts += 1
                 self._stopping.wait(RETRY)
                 if not self._stopping.is_set():
                     self._spawn()

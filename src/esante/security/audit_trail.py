@@ -10,11 +10,12 @@ Two steps, so that a request pays only for durability:
 1. **journal** (the request's own cost): the request's AuditEvents, with their ids, are inserted into
    ``audit_journal`` in ONE autocommitted statement before the answer leaves (concurrent requests share the
    statement: group commit). If that fails the request fails (500): nothing is served unaudited.
-2. **chain** (the chainer, in the background of every process): journal rows are taken in order, stored as
-   indexed AuditEvent resources, linked into ``audit_chain`` and deleted from the journal, in one transaction per
-   batch. The chainer wakes at each journal write, so an event is chained a few milliseconds after its request;
-   anything that reads AuditEvents (a search, ``esante audit verify``) first chains what is pending, so readers
-   always see every event already answered for.
+2. **chain** (the chainer): journal rows are taken in order, stored as indexed AuditEvent resources, linked into
+   ``audit_chain`` and deleted from the journal, in one transaction per batch. ``esante serve`` on PostgreSQL runs
+   it in a process of its own (``audit_chain_process.py``; its workers are built with ``background=False`` and only
+   journal); otherwise a chainer task in every process wakes at each journal write, so an event is chained a few
+   milliseconds after its request. Either way, anything that reads AuditEvents (a search, ``esante audit
+   verify``) first chains what is pending, so readers always see every event already answered for.
 
 Chaining is serial: on PostgreSQL the chaining transaction takes a transaction-scoped advisory lock on a fixed key
 before reading the chain's tail (several workers' chainers queue up and never fork the chain); SQLite write
@@ -255,7 +256,7 @@ class Auditor:
         background: bool = True,
     ) -> None:
         self.store = store
-        # False: another process chains (``esante serve``'s chain process, audit_chain.py); this one only
+        # False: another process chains (``esante serve``'s chain process, audit_chain_process.py); this one only
         # journals, and chains before a read of the trail
         self.background = background
         self.registry = registry
