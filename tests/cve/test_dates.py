@@ -6,7 +6,14 @@ from datetime import date
 
 import pytest
 
-from esante.cve.engine.dates import Duration, DurationError, add_duration, parse_cdsi_date, parse_duration
+from esante.cve.engine.dates import (
+    Duration,
+    DurationError,
+    add_duration,
+    parse_cdsi_date,
+    parse_duration,
+    season_at,
+)
 
 
 def plus(start: date, text: str) -> date:
@@ -91,3 +98,54 @@ def test_cdsi_dates() -> None:
     assert parse_cdsi_date("") is None
     with pytest.raises(ValueError):
         parse_cdsi_date("20251301")
+
+
+def d(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+RSV = ("2025-10-01", "2026-03-31")  # the 4.64 RSV season (under 20 months)
+
+
+@pytest.mark.parametrize(
+    ("season", "on", "expected", "why"),
+    [
+        (RSV, "2026-01-15", RSV, "the data's own season, in progress"),
+        (RSV, "2026-03-31", RSV, "the end date is inclusive (table 7-10: assessment date <= end date)"),
+        (RSV, "2026-12-15", ("2026-10-01", "2027-03-31"), "in progress a year later"),
+        (RSV, "2026-04-01", ("2026-10-01", "2027-03-31"), "finished: next year's"),
+        (RSV, "2026-09-30", ("2026-10-01", "2027-03-31"), "between seasons: the next one to start"),
+        (RSV, "2023-05-01", ("2023-10-01", "2024-03-31"), "before the data's season: an earlier year's, to come"),
+        (RSV, "2023-03-01", ("2022-10-01", "2023-03-31"), "before the data's season: 2022-23 in progress"),
+        (RSV, "2023-11-08", ("2023-10-01", "2024-03-31"), "before the data's season: an earlier year's, in progress"),
+        (RSV, "2024-03-31", ("2023-10-01", "2024-03-31"), "earlier year across a 29 February"),
+        (("2025-07-01", "2026-06-30"), "2027-06-30", ("2026-07-01", "2027-06-30"), "one-year season: last day"),
+        (("2025-07-01", "2026-06-30"), "2027-07-01", ("2027-07-01", "2028-06-30"), "one-year season: next"),
+        # A season to 28 February of a common year ends on 29 February in a leap year: it is the day after the
+        # end (1 March) that is shifted.
+        (("2025-09-01", "2026-02-28"), "2028-02-29", ("2027-09-01", "2028-02-29"), "to the end of February, leap"),
+        (("2025-09-01", "2026-02-28"), "2027-03-01", ("2027-09-01", "2028-02-29"), "next one ends 29 February"),
+        (("2025-09-01", "2026-02-28"), "2027-02-28", ("2026-09-01", "2027-02-28"), "common year: 28 February"),
+        # ...and one to 29 February ends on 28 February in a common year (1 March shifted, minus one day).
+        (("2023-12-01", "2024-02-29"), "2025-02-28", ("2024-12-01", "2025-02-28"), "29 February end, common year"),
+        (("2023-12-01", "2024-02-29"), "2025-03-01", ("2025-12-01", "2026-02-28"), "...then finished"),
+        # A start on 29 February moves to 1 March in a common year (CALCDT-5).
+        (("2024-02-29", "2024-06-30"), "2025-02-28", ("2025-03-01", "2025-06-30"), "29 February start, next"),
+        (("2024-02-29", "2024-06-30"), "2028-02-29", ("2028-02-29", "2028-06-30"), "29 February start, leap"),
+    ],
+)
+def test_season_recurs_every_year(season: tuple[str, str], on: str, expected: tuple[str, str], why: str) -> None:
+    assert season_at(d(season[0]), d(season[1]), d(on)) == (d(expected[0]), d(expected[1])), why
+
+
+def test_season_without_end_or_start() -> None:
+    # No end date (4.64 COVID-19: from 2025-08-27): the season that started last.
+    covid = d("2025-08-27")
+    assert season_at(covid, None, d("2025-09-23")) == (covid, None)
+    assert season_at(covid, None, d("2025-08-27")) == (covid, None)
+    assert season_at(covid, None, d("2026-09-01")) == (d("2026-08-27"), None)
+    assert season_at(covid, None, d("2025-06-01")) == (d("2024-08-27"), None)
+    # No start date: nothing to shift, the dates are as given (and so is a window that ends before it starts).
+    assert season_at(None, d("2026-03-31"), d("2027-01-01")) == (None, d("2026-03-31"))
+    assert season_at(None, None, d("2027-01-01")) == (None, None)
+    assert season_at(d("2026-03-31"), d("2025-10-01"), d("2027-01-01")) == (d("2026-03-31"), d("2025-10-01"))

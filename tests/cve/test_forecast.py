@@ -105,10 +105,65 @@ def test_vaccine_contraindication(tmp_path: Path) -> None:
     assert group(data, patient, date(2024, 3, 1)).status is SeriesStatus.CONTRAINDICATED
 
 
+def seasonal(folder: Path, start: str = "20250901", end: str = "20260331") -> SupportingData:
+    return one_series(folder, [Dose(Age(min="6 months"), season=(start, end), recurring=True)])
+
+
+def forecast_of(data: SupportingData, on: date, *given: date) -> tuple[SeriesStatus, int | None, date | None]:
+    patient = Patient(BIRTH, doses=tuple(AdministeredDose(d, "901") for d in given))
+    g = group(data, patient, on)
+    return g.status, g.forecast.dose_number if g.forecast else None, g.forecast.earliest if g.forecast else None
+
+
 def test_seasonal_recommendation(tmp_path: Path) -> None:
-    data = one_series(tmp_path, [Dose(Age(min="6 months"), season=("20250901", "20260331"), recurring=True)])
-    f = group(data, Patient(BIRTH), date(2025, 8, 1)).forecast
-    assert f is not None and f.earliest == date(2025, 9, 1)
+    # FORECASTDTCAN-1: the seasonal start date; FORECASTDN-1: only doses from the seasonal start date count.
+    data = seasonal(tmp_path)
+    assert forecast_of(data, date(2025, 8, 1)) == (SeriesStatus.NOT_COMPLETE, 1, date(2025, 9, 1))
+    assert forecast_of(data, date(2025, 11, 1), date(2025, 10, 1)) == (SeriesStatus.NOT_COMPLETE, 2, date(2025, 10, 1))
+
+
+def test_season_in_progress_in_a_later_year(tmp_path: Path) -> None:
+    # The data's 2025-26 season recurs: in December 2026 the 2026-27 season (from 1 Sep 2026) is in progress;
+    # last season's dose no longer counts (FORECASTDN-1), this season's does.
+    data = seasonal(tmp_path)
+    on = date(2026, 12, 15)
+    assert forecast_of(data, on) == (SeriesStatus.NOT_COMPLETE, 1, date(2026, 9, 1))
+    assert forecast_of(data, on, date(2025, 10, 15)) == (SeriesStatus.NOT_COMPLETE, 1, date(2026, 9, 1))
+    this_season = forecast_of(data, on, date(2025, 10, 15), date(2026, 10, 5))
+    assert this_season == (SeriesStatus.NOT_COMPLETE, 2, date(2026, 10, 5))
+
+
+def test_season_finished_means_next_years(tmp_path: Path) -> None:
+    # Past the season's end (31 Mar 2026) the next season is forecast, not "past seasonal recommendation end date".
+    data = seasonal(tmp_path)
+    assert forecast_of(data, date(2026, 4, 1)) == (SeriesStatus.NOT_COMPLETE, 1, date(2026, 9, 1))
+    assert forecast_of(data, date(2026, 4, 1), date(2025, 10, 1)) == (SeriesStatus.NOT_COMPLETE, 1, date(2026, 9, 1))
+
+
+def test_assessment_before_the_datas_season_uses_an_earlier_years(tmp_path: Path) -> None:
+    data = seasonal(tmp_path)
+    assert forecast_of(data, date(2024, 5, 1)) == (SeriesStatus.NOT_COMPLETE, 1, date(2024, 9, 1))
+    assert forecast_of(data, date(2024, 11, 15), date(2024, 10, 1)) == (
+        SeriesStatus.NOT_COMPLETE,
+        2,  # the 2024 dose is in the 2024-25 season
+        date(2024, 10, 1),
+    )
+
+
+def test_season_to_the_end_of_february_includes_a_leap_day(tmp_path: Path) -> None:
+    # 1 Sep 2025 - 28 Feb 2026 recurs as 1 Sep 2027 - 29 Feb 2028: on 29 Feb 2028 that season is in progress
+    # (shifting 28 Feb itself would end it on 28 Feb 2028 and forecast from 1 Sep 2028).
+    data = seasonal(tmp_path, end="20260228")
+    assert forecast_of(data, date(2028, 2, 29)) == (SeriesStatus.NOT_COMPLETE, 1, date(2027, 9, 1))
+    given = forecast_of(data, date(2028, 2, 29), date(2027, 9, 1))
+    assert given == (SeriesStatus.NOT_COMPLETE, 2, date(2027, 9, 1))
+    assert forecast_of(data, date(2028, 3, 1)) == (SeriesStatus.NOT_COMPLETE, 1, date(2028, 9, 1))
+
+
+def test_past_a_seasonal_end_date_with_no_start_date(tmp_path: Path) -> None:
+    # Table 7-10 still applies to a season that cannot recur: an end date and no start date.
+    data = seasonal(tmp_path, start="")
+    assert forecast_of(data, date(2026, 3, 31))[0] is SeriesStatus.NOT_COMPLETE
     assert group(data, Patient(BIRTH), date(2026, 4, 1)).status is SeriesStatus.NOT_RECOMMENDED
 
 

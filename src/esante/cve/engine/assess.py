@@ -113,7 +113,9 @@ def _guidance(ctx: Context, antigen: Antigen, ps: PatientSeries) -> tuple[str, .
     return tuple(dict.fromkeys(t for t in texts if t))
 
 
-def _antigen_forecast(ps: PatientSeries, original_index: list[int], guidance: tuple[str, ...] = ()) -> AntigenForecast:
+def _antigen_forecast(
+    ps: PatientSeries, original_index: list[int], on: date, guidance: tuple[str, ...] = ()
+) -> AntigenForecast:
     evaluations = tuple(
         DoseEvaluation(
             dose_index=original_index[r.record.index],
@@ -137,7 +139,7 @@ def _antigen_forecast(ps: PatientSeries, original_index: list[int], guidance: tu
         reason=ps.forecast_reason,
         evaluations=evaluations,
         priority_forecast=_priority(ps),
-        dose_number=dose_number(ps),
+        dose_number=dose_number(ps, on),
         guidance=guidance,
     )
 
@@ -318,7 +320,7 @@ def assess(
             best = run_all()
 
     antigen_forecasts = {
-        name: [_antigen_forecast(ps, original_index, _guidance(ctx, data.antigens[name], ps)) for ps in pss]
+        name: [_antigen_forecast(ps, original_index, on, _guidance(ctx, data.antigens[name], ps)) for ps in pss]
         for name, pss in best.items()
     }
     group_forecasts: list[VaccineGroupForecast] = []

@@ -13,12 +13,22 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-__all__ = ["MAX_DATE", "MIN_DATE", "Duration", "add_duration", "later", "parse_cdsi_date", "parse_duration"]
+__all__ = [
+    "MAX_DATE",
+    "MIN_DATE",
+    "Duration",
+    "add_duration",
+    "later",
+    "parse_cdsi_date",
+    "parse_duration",
+    "season_at",
+]
 
 #: The "assumed value if empty" dates of the specification's attribute tables.
 MIN_DATE = date(1900, 1, 1)
 MAX_DATE = date(2999, 12, 31)
 
+_ONE_DAY = timedelta(days=1)
 _TERM = re.compile(r"([+-]?)\s*(\d+)\s*(year|month|week|day)s?\b", re.IGNORECASE)
 _EMPTY = {"", "n/a", "na", "none", "-"}
 
@@ -102,6 +112,38 @@ def later(a: date | None, b: date | None) -> date | None:
     if a is None or b is None:
         return b if a is None else a
     return max(a, b)
+
+
+def season_at(start: date | None, end: date | None, on: date) -> tuple[date | None, date | None]:
+    """The seasonal recommendation that applies on ``on``: the data's window recurring every year.
+
+    Supporting data carry one season as absolute dates (``20251001``-``20260331``). The window applied is that
+    one shifted by a whole number of years - the one in progress on ``on`` (start <= on <= end; with no end
+    date, the one that started last), or else the next one to start. So assessed in December 2026 the data's
+    2025-26 window gives 1 Oct 2026 - 31 Mar 2027, and assessed in May 2023 it gives 1 Oct 2023 - 31 Mar 2024.
+
+    Shifting uses CALCDT-1 and -5 (29 February of a common year is 1 March). The end date is inclusive (table
+    7-10: "assessment date <= the seasonal recommendation end date"), so it is the day *after* the end that is
+    shifted, then one day taken off: a season to 28 February 2026 runs to 29 February 2028, and one to 29
+    February 2024 to 28 February 2025 - the season keeps its calendar length and never gains or loses a day
+    that the calendar does not. With no start date there is nothing to shift: the dates are returned as given.
+    """
+    if start is None or (end is not None and end < start):
+        return start, end
+
+    def shifted(years: int) -> tuple[date, date | None]:
+        by = Duration(years=years)
+        new_end = None if end is None else add_duration(end + _ONE_DAY, by) - _ONE_DAY
+        return add_duration(start, by), new_end
+
+    # The last window to start on or before ``on`` (starts grow with the shift: a year is >= 365 days).
+    years = on.year - start.year
+    if add_duration(start, Duration(years=years)) > on:
+        years -= 1
+    window_start, window_end = shifted(years)
+    if window_end is None or on <= window_end:
+        return window_start, window_end  # in progress (ends grow with the shift too: none later is)
+    return shifted(years + 1)  # none in progress: the next one to start
 
 
 def parse_cdsi_date(text: str | None) -> date | None:

@@ -4,22 +4,37 @@
 (table 7-10), 7.5 the dates (FORECASTDT-1..6), recommended vaccines (FORECASTRECVAC-1) and dose number
 (FORECASTDN-1), and 7.6: a forecast whose earliest date would let the target dose be skipped is redone for the
 next target dose.
+
+The seasonal recommendation is used by the three rules that name it - table 7-10 (past the seasonal end date),
+FORECASTDTCAN-1 (the seasonal start date) and FORECASTDN-1 (doses on or after the seasonal start date) - and all
+three read the same window, the season that applies at the assessment date: the data's window recurring every
+year (``dates.season_at``). Chapter 6 (evaluation) does not use the seasonal recommendation.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration, later
+from esante.cve.engine.dates import MAX_DATE, MIN_DATE, add_duration, later, season_at
 from esante.cve.engine.evaluate import conflict_end_dates, interval_reference
-from esante.cve.engine.model import Antigen, SupportingData, in_effect
+from esante.cve.engine.model import Antigen, SeriesDose, SupportingData, in_effect
 from esante.cve.engine.patient import Forecast, SeriesStatus, TargetDoseStatus
 from esante.cve.engine.skip import CompletedGroup, can_skip
 from esante.cve.engine.state import Context, PatientSeries, TargetDose, age_rule
 
-__all__ = ["contraindicated_vaccines", "dose_number", "forecast_series", "has_immunity", "minimum_dates"]
+__all__ = ["contraindicated_vaccines", "dose_number", "forecast_series", "has_immunity", "minimum_dates", "season"]
 
 _ONE_DAY = timedelta(days=1)
+
+
+def season(dose: SeriesDose, on: date) -> tuple[date | None, date | None]:
+    """The seasonal recommendation start and end dates of a series dose that apply at the assessment date ``on``.
+
+    The supporting data give one season as absolute dates (4.64: RSV 2025-10-01 to 2026-03-31); the engine reads
+    it as recurring every year and applies the season in progress at ``on``, else the next one to start
+    (``dates.season_at``). (None, None) when the series dose has no seasonal recommendation.
+    """
+    return season_at(dose.seasonal_start, dose.seasonal_end, on)
 
 
 def has_immunity(ctx: Context, antigen: Antigen) -> bool:
@@ -111,7 +126,7 @@ def minimum_dates(
     }:
         for _begin, end in conflict_end_dates(ctx, ps, data, cvx, None, None):
             candidates.append(end)
-    seasonal_start = target.series_dose.seasonal_start
+    seasonal_start, _ = season(target.series_dose, on)
     if seasonal_start is not None:
         candidates.append(seasonal_start)
     evaluated = [r.record.date for r in ps.results if r.target_dose is not None or r.inadvertent]
@@ -122,13 +137,13 @@ def minimum_dates(
     return earliest, earliest_rec, latest_rec, maximum
 
 
-def dose_number(ps: PatientSeries) -> int:
-    """FORECASTDN-1."""
+def dose_number(ps: PatientSeries, on: date) -> int:
+    """FORECASTDN-1, with the seasonal start date of the season that applies at the assessment date ``on``."""
     count = 0
     for target in ps.targets:
         if target.status is not TargetDoseStatus.SATISFIED:
             continue
-        start = target.series_dose.seasonal_start
+        start, _ = season(target.series_dose, on)
         if start is None or (target.satisfied_by is not None and target.satisfied_by.date >= start):
             count += 1
     return count + 1
@@ -190,7 +205,10 @@ def forecast_series(
         if antigen_contraindicated(ctx, antigen) or (forecastable and forecastable <= ps.contraindicated_vaccines):
             ps.status, ps.forecast_reason = SeriesStatus.CONTRAINDICATED, "Patient has a contraindication"
             return
-        if target.series_dose.seasonal_end is not None and on > target.series_dose.seasonal_end:
+        # Table 7-10. The season applied is in progress or yet to come (it recurs), so this holds only for data
+        # whose season cannot recur (an end date with no start date).
+        _, seasonal_end = season(target.series_dose, on)
+        if seasonal_end is not None and on > seasonal_end:
             ps.status = SeriesStatus.NOT_RECOMMENDED
             ps.forecast_reason = "Past seasonal recommendation end date"
             return
@@ -231,7 +249,7 @@ def forecast_series(
         latest = maximum - _ONE_DAY if maximum is not None else None
         ps.status, ps.forecast_reason = SeriesStatus.NOT_COMPLETE, None
         ps.forecast = Forecast(
-            dose_number=dose_number(ps),
+            dose_number=dose_number(ps, on),
             earliest=earliest,
             recommended=recommended,
             past_due=past_due,
