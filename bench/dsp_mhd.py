@@ -48,7 +48,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.databases import reset
-from bench.machine import describe
+from bench.machine import describe, is_niced, process_cpu_seconds, process_tree
 from esante.config import Settings
 from esante.db.engine import create_database
 from esante.demo import register_system_client
@@ -688,7 +688,18 @@ def search(args: argparse.Namespace) -> None:
         # measure the served steady state, not that one-off load
         time.sleep(args.settle)
         asyncio.run(_sequential(fhir, callers, queries[:200]))
+        processes = process_tree(server.pid)[1:]
+        cpu_before = {pid: process_cpu_seconds([pid]) for pid in processes}
         sequential = asyncio.run(_sequential(fhir, callers, queries[: args.queries]))
+        # which process served the sequential client's one connection, and the CPU each process spent per search
+        process_cpu = [
+            {
+                "pid": pid,
+                "role": "audit chain process" if is_niced(pid) else "worker",
+                "cpu_ms": round((process_cpu_seconds([pid]) - cpu_before[pid]) * 1000 / (2 * args.queries), 3),
+            }
+            for pid in processes
+        ]
         for who, label in labels.items():
             latencies, per_search = sequential[who]
             loaded = asyncio.run(_concurrent(fhir, made[who], queries, args.clients, args.duration))
@@ -716,6 +727,7 @@ def search(args: argparse.Namespace) -> None:
         "conditions": "PostgreSQL; esante serve with audit on; tokens checked on every request; client on the same "
         "2-core machine; in_process: the FHIR service's search without HTTP, token check and audit",
     }
+    result["sequential_cpu_ms_per_search_by_process"] = process_cpu
     _save(f"search_{args.documents}", result)
     table = Table("caller", "p50 ms", "p99 ms", f"req/s ({args.clients} clients)", f"p99 ms ({args.clients})")
     for label, values in results.items():

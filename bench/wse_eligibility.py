@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -31,7 +30,8 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from bench.machine import describe
+from bench.machine import describe, is_niced, process_tree
+from bench.machine import process_cpu_seconds as proc_cpu
 from bench.run import recreate_database, run_wrk
 from esante.app import build_platform
 from esante.config import Settings
@@ -46,39 +46,6 @@ CLIENT = "bench-pharmacy"
 SCOPE = "system/CoverageEligibilityRequest.c system/Practitioner.r"
 MATRICULE = "urn:oid:1.3.182.4.4"
 FUNDS = [("CNS", 0.85), ("CMFEP", 0.07), ("CMFEC", 0.04), ("EMCFL", 0.01), ("FOREIGN-FR", 0.02), ("FOREIGN-BE", 0.01)]
-
-
-def proc_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes have used so far (gone processes count 0)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def niced(pid: int) -> bool:
-    """True for a process running at lowered priority: ``esante serve``'s audit chain process (nice 10)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) > 0
-    except (OSError, ValueError, IndexError):
-        return False
-
-
-def server_pids(root: int) -> list[int]:
-    """The server process and its descendants (uvicorn's workers)."""
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def backend_pids(url: str, database: str) -> list[int]:
@@ -292,8 +259,8 @@ def main() -> None:
             run_wrk("wse_check.lua", args.port, 5, connections, data_dir, token)  # warm-up, not measured
             time.sleep(2)
             before = load_average()
-            pids, backends = server_pids(server.pid), backend_pids(url, args.database)
-            chainer = [pid for pid in pids if niced(pid)]
+            pids, backends = process_tree(server.pid), backend_pids(url, args.database)
+            chainer = [pid for pid in pids if is_niced(pid)]
             cpu_app, cpu_db, cpu_chain = proc_cpu(pids), proc_cpu(backends), proc_cpu(chainer)
             cpu_gen = resource.getrusage(resource.RUSAGE_CHILDREN)
             try:
