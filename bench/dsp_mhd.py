@@ -48,7 +48,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.databases import reset
-from bench.machine import describe, is_niced, process_cpu_seconds, process_tree
+from bench.machine import describe, process_cpu_seconds, process_tree, server_role
 from esante.config import Settings
 from esante.db.engine import create_database
 from esante.demo import register_system_client
@@ -206,6 +206,26 @@ def _save(section: str, values: dict[str, Any]) -> None:
     current = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dsp_mhd"}
     current[section] = values
     current["machine"] = describe()
+    RESULTS.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
+
+
+def _append_run(section: str, results: dict[str, Any], labels: dict[str, str], args: argparse.Namespace) -> None:
+    """One line per search run in ``section`` (the figures move from run to run on these shared machines: the
+    docs quote the series, not one run), with the commit measured and the machine's speed that day."""
+    current = json.loads(RESULTS.read_text())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    run: dict[str, Any] = {
+        "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "commit": commit,
+        "note": args.note,
+        "python_loop_ms": current.get("machine", {}).get("python_loop_ms"),
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    for who, label in labels.items():
+        name = "physician" if who == "physician" else "establishment"
+        run[f"{name}_sequential"] = {k: results[label]["sequential"][k] for k in ("p50_ms", "p99_ms")}
+        run[f"{name}_{args.clients}_clients_rps"] = results[label][f"{args.clients}_clients"]["requests_per_second"]
+    current.setdefault(section, []).append(run)
     RESULTS.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -695,7 +715,7 @@ def search(args: argparse.Namespace) -> None:
         process_cpu = [
             {
                 "pid": pid,
-                "role": "audit chain process" if is_niced(pid) else "worker",
+                "role": server_role(pid),
                 "cpu_ms": round((process_cpu_seconds([pid]) - cpu_before[pid]) * 1000 / (2 * args.queries), 3),
             }
             for pid in processes
@@ -729,6 +749,7 @@ def search(args: argparse.Namespace) -> None:
     }
     result["sequential_cpu_ms_per_search_by_process"] = process_cpu
     _save(f"search_{args.documents}", result)
+    _append_run(f"search_{args.documents}_runs", results, labels, args)
     table = Table("caller", "p50 ms", "p99 ms", f"req/s ({args.clients} clients)", f"p99 ms ({args.clients})")
     for label, values in results.items():
         loaded = values[f"{args.clients}_clients"]
@@ -760,6 +781,7 @@ def main() -> None:
     two.add_argument("--data-dir", default="")
     two.add_argument("--skip-load", action="store_true", help="measure the database loaded by an earlier run")
     two.add_argument("--from-grants", action="store_true", help="the documents are loaded: grants, vacuum, measure")
+    two.add_argument("--note", default="", help="what this run measures (kept with its line in the runs list)")
     args = parser.parse_args()
     if args.command == "ingest":
         ingest(args)

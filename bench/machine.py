@@ -50,6 +50,18 @@ def is_niced(pid: int) -> bool:
         return False
 
 
+def server_role(pid: int) -> str:
+    """What a process of ``esante serve`` is: its audit chain process (niced), a uvicorn worker, or
+    multiprocessing's resource tracker."""
+    if is_niced(pid):
+        return "audit chain process"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "gone"
+    return "resource tracker" if b"resource_tracker" in command else "worker"
+
+
 def process_tree(root: int) -> list[int]:
     """A process and its descendants (``esante serve``: its uvicorn workers and the audit chain process)."""
     found, todo = [], [root]

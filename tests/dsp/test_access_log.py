@@ -135,6 +135,36 @@ async def test_capacities_of_professionals(db_url: str, tmp_path: Path) -> None:
         assert user["who"]["reference"] == "Practitioner/tc" and user["altId"] == tc
 
 
+async def test_capacities_of_professionals_searching(db_url: str, tmp_path: Path) -> None:
+    """A professional's search is logged with the ways in they hold for the patient (found with whether the patient
+    has a DSP in one statement): authorship alone, a block leaving only authorship, a grant."""
+    async with dsp_world(db_url, tmp_path) as world, httpx.AsyncClient(timeout=30) as http:
+        tc = await practitioner(http, world, "tc", 1)
+        au = await practitioner(http, world, "au", 2)
+        rel = await practitioner(http, world, "rel", 3)
+        anna = await world.certified("anna", 1)
+        await put(http, world, document("cons", anna, "consultation-report", author="Practitioner/au"))
+        await put(http, world, document("own", anna, "consultation-report", author="Practitioner/rel"))
+        await grant(http, world, anna, "trusted-circle", "tc")
+        await grant(http, world, anna, "trusted-circle", "rel")
+        await grant(http, world, anna, "block", "rel")
+        for who in (au, rel, tc):
+            found = await http.get(
+                f"{world.fhir}/DocumentReference?patient=Patient/{anna}", headers=world.professional(who)
+            )
+            assert found.status_code == 200, found.text
+        searches = [
+            (r["who"].get("reference"), r["capacity"])
+            for r in rows(await log(http, world, anna, world.patient(anna)))
+            if r["action"] == "search"
+        ]
+        assert searches == [
+            ("Practitioner/tc", ["trusted-circle"]),
+            ("Practitioner/rel", ["author"]),  # blocked: only what they wrote, though in the trusted circle
+            ("Practitioner/au", ["author"]),  # no grant: the author of one of the patient's documents
+        ]
+
+
 async def test_relationship_and_filing_by_iti65_with_replacement(db_url: str, tmp_path: Path) -> None:
     async with mhd_world(db_url, tmp_path) as world, httpx.AsyncClient(timeout=60) as http:
         lea = world.patients["lea"]

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from esante.fhir.compartment_paths import compartment_patients
 from esante.fhir.definitions import Registry
 from esante.fhir.indexing import extract_params
 from esante.security.policy import Caller
@@ -120,6 +121,9 @@ def patients_of(registry: Registry, resource: dict[str, Any]) -> tuple[str, ...]
     if res_type == "Patient":
         res_id = resource.get("id")
         return (f"Patient/{res_id}",) if isinstance(res_id, str) else ()
+    fast = compartment_patients(resource, registry)
+    if fast is not None:
+        return fast
     params = frozenset(registry.patient_compartment(res_type))
     if not params:
         return ()
