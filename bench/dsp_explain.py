@@ -27,6 +27,7 @@ from rich.console import Console
 from bench.dsp_mhd import _queries
 from esante.db import engine as db_engine
 from esante.db.engine import to_dollar_params
+from esante.fhir.search.plan_choice import plan_depends_on_values
 
 console = Console()
 URL = "postgresql://postgres@127.0.0.1:5432/bench_dsp_mhd_search"
@@ -78,7 +79,9 @@ async def run(args: argparse.Namespace) -> None:
             pairs = [(k, v) for k, _, v in (item.partition("=") for item in query.split("&"))]
             recorded.clear()
             started = time.perf_counter()
-            async with platform.database.read(search=True) as conn:
+            # the pool the FHIR router would take for this search (cached plans when scoped to one patient)
+            per_execution = plan_depends_on_values(["DocumentReference"], pairs)
+            async with platform.database.read(search=per_execution) as conn:
                 session = platform.store.session(conn, caller)
                 await platform.service.search(session, RequestContext(caller=caller), "DocumentReference", pairs)
             total = (time.perf_counter() - started) * 1000

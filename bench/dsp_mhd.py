@@ -54,6 +54,7 @@ from esante.db.engine import create_database
 from esante.demo import register_system_client
 from esante.fhir.hooks import HookRegistry
 from esante.fhir.index_rows import IndexRows
+from esante.fhir.search.plan_choice import plan_depends_on_values
 from esante.fhir.store import ResourceStore
 from esante.security.keys import KeyRing
 from esante.security.tokens import mint_for, principal
@@ -633,7 +634,8 @@ async def _in_process(settings: Settings, queries: list[str]) -> dict[str, dict[
             pairs = [(k, v) for k, _, v in (item.partition("=") for item in query.split("&"))]
             for who, caller in callers.items():
                 started = time.perf_counter()
-                async with platform.database.read(search=True) as conn:
+                per_execution = plan_depends_on_values(["DocumentReference"], pairs)  # as the router does
+                async with platform.database.read(search=per_execution) as conn:
                     session = platform.store.session(conn, caller)
                     await platform.service.search(session, RequestContext(caller=caller), "DocumentReference", pairs)
                 times[who].append((time.perf_counter() - started) * 1000)
@@ -722,9 +724,16 @@ def search(args: argparse.Namespace) -> None:
         ]
         for who, label in labels.items():
             latencies, per_search = sequential[who]
+            by_shape: dict[str, list[float]] = {}
+            for query, latency in zip(queries[: args.queries], latencies, strict=True):
+                shape = "&".join(sorted({item.partition("=")[0] for item in query.split("&")}))
+                by_shape.setdefault(shape, []).append(latency)
             loaded = asyncio.run(_concurrent(fhir, made[who], queries, args.clients, args.duration))
             results[label] = {
                 "sequential": {**_percentiles(latencies), "documents_per_search": round(per_search, 2)},
+                "sequential_by_query_shape": {
+                    shape: {"n": len(values), **_percentiles(values)} for shape, values in sorted(by_shape.items())
+                },
                 f"{args.clients}_clients": loaded,
             }
             console.print(label, results[label])

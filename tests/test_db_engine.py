@@ -34,3 +34,18 @@ async def test_search_connections_plan_per_execution(database: Database) -> None
     for _ in range(12):
         async with database.transaction() as conn:
             assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+
+
+async def test_a_read_connection_keeps_its_pools_planning(database: Database) -> None:
+    """On ``read()``'s autocommitted connection a search runs as its pool plans (search/plan_choice.py chose the
+    pool): no ``SET LOCAL``, which outside a transaction would only cost a round trip and change nothing."""
+    store = ResourceStore(database)
+    async with database.read() as conn:
+        assert conn.in_transaction is False or not database.dialect.is_postgres
+        session = store.session(conn)
+        await session.plan_searches_per_execution()
+        if database.dialect.is_postgres:
+            assert conn.custom_plans is False
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    async with database.transaction() as conn:
+        assert conn.in_transaction is True

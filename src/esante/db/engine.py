@@ -43,6 +43,7 @@ class Connection(Protocol):
 
     dialect: Dialect
     custom_plans: bool  # PostgreSQL: statements are planned with their values on every execution
+    in_transaction: bool  # False for ``read()``'s autocommitted connections
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
@@ -96,10 +97,11 @@ class Database:
 
 
 class _PgConnection:
-    def __init__(self, raw: Any, dialect: Dialect, custom_plans: bool = False) -> None:
+    def __init__(self, raw: Any, dialect: Dialect, custom_plans: bool = False, in_transaction: bool = True) -> None:
         self._raw = raw
         self.dialect = dialect
         self.custom_plans = custom_plans
+        self.in_transaction = in_transaction
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
@@ -215,11 +217,12 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def read(self, search: bool = False) -> AsyncIterator[Connection]:
         async with (self._search_pool if search else self._pool).acquire() as raw:
-            yield _PgConnection(raw, self.dialect, custom_plans=search)
+            yield _PgConnection(raw, self.dialect, custom_plans=search, in_transaction=False)
 
 
 class _SqliteConnection:
     custom_plans = True  # SQLite plans every statement with its values
+    in_transaction = True  # (not consulted: SQLite needs no per-transaction planning mode)
 
     def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
         self._raw = raw

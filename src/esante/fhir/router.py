@@ -20,6 +20,7 @@ from esante.fhir.errors import FhirError, Issue, bad_request, error, not_found
 from esante.fhir.history import history
 from esante.fhir.json import loads_any, loads_resource
 from esante.fhir.operations import OperationCall, OperationRegistry, query_to_parameters
+from esante.fhir.search.plan_choice import plan_depends_on_values
 from esante.fhir.service import FhirService
 from esante.fhir.store import ResourceStore, StoreSession
 
@@ -169,15 +170,17 @@ class FhirRouter:
                 or (parts and parts[-1].startswith("$") and parts[-1][1:] in self.audit_readers)
             ):
                 await self.auditor.flush()  # readers of the trail see every event already answered for
-            search = _is_search(parts)
-            if search and self._needs_token(request):
+            # a search planned with its values takes a connection of the pool that plans every statement anew;
+            # one scoped to a patient in the default order keeps cached plans (search/plan_choice.py)
+            per_execution = _is_search(parts) and plan_depends_on_values(parts, request.query)
+            if per_execution and self._needs_token(request):
                 # the token's checks (a dozen statements keyed on ids) on a connection that keeps their generic
                 # plans: on the search connection PostgreSQL would plan each anew (~0.5-1 ms apiece, ~4 ms a search)
                 async with self.store.database.read() as conn:
                     await self._authenticate(request, conn)
                 ctx = request.ctx
-            async with self.store.database.read(search=search) as conn:
-                if not search and self._needs_token(request):
+            async with self.store.database.read(search=per_execution) as conn:
+                if not per_execution and self._needs_token(request):
                     await self._authenticate(request, conn)
                     ctx = request.ctx
                 session = self.store.session(conn, ctx.caller)

@@ -136,8 +136,11 @@ class StoreSession:
         return value is not None
 
     async def plan_searches_per_execution(self) -> None:
-        """Before a search on a connection that caches generic plans: custom plans until the transaction ends."""
-        if not self.conn.custom_plans:
+        """Before a search on a connection that caches generic plans: custom plans until the transaction ends.
+
+        Nothing on a read's autocommitted connection: there the pool it came from decided (``SET LOCAL`` would
+        only cost a round trip, outside a transaction it changes nothing)."""
+        if not self.conn.custom_plans and self.conn.in_transaction:
             await self.conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             self.conn.custom_plans = True
 
