@@ -90,7 +90,15 @@ def build_platform(settings: Settings, rules: list[Rule] | None = None) -> Platf
     auditor = Auditor(store, registry, background=settings.audit_background_chain) if settings.audit_enabled else None
     keyring = KeyRing.from_settings(settings)
     resource_server = ResourceServer(settings, keyring, database)
-    router = FhirRouter(store, service, operations, settings.max_bundle_entries, auditor, resource_server)
+    router = FhirRouter(
+        store,
+        service,
+        operations,
+        settings.max_bundle_entries,
+        auditor,
+        resource_server,
+        cached_plans_for_one_patient=settings.search_cached_plans_for_one_patient,
+    )
     accounts = AccountService(database, settings)
     platform = Platform(
         settings,

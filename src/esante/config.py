@@ -53,6 +53,9 @@ class Settings:
     # when the chain process runs; readers of the trail still chain what is pending before they read)
     audit_background_chain: bool = True
     roles_file: str = ""  # JSON table of what each staff role may do; empty → the packaged default (roles.json)
+    # PostgreSQL: a search scoped to one patient in the default order runs on cached generic plans (no planning per
+    # execution; fhir/search/plan_choice.py); off: every search is planned with its values
+    search_cached_plans_for_one_patient: bool = True
     # --- DSP, the shared care record (docs/dsp.md): PLATFORM.md's defaults ---
     dsp_refusal_window_days: int = 30  # days a person has to refuse a new DSP before it opens (0: opens at once)
     dsp_retention_years: int = 10  # years a closed DSP is kept before its destruction (`esante dsp destroy-due`)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from esante.fhir.search.plan_choice import plan_depends_on_values
@@ -39,10 +41,51 @@ def test_one_patient_in_the_default_order_keeps_cached_plans(parts: list[str], q
         (DOCS, [("patient", "")]),
         (DOCS, [("patient", "p1"), ("_has:Provenance:target:agent", "Practitioner/x")]),
         (["Patient", "p1", "DocumentReference"], [("patient", "p2")]),
-        (DOCS + ["_search"], [("patient", "p1")]),  # POST _search: the parameters are in the body
+        ([*DOCS, "_search"], [("patient", "p1")]),  # POST _search: the parameters are in the body
         ([], [("_type", "DocumentReference"), ("patient", "p1")]),
         (["Practitioner", "x", "DocumentReference"], []),
     ],
 )
 def test_anything_else_is_planned_with_its_values(parts: list[str], query: list[tuple[str, str]]) -> None:
     assert plan_depends_on_values(parts, query) is True
+
+
+async def test_the_router_takes_the_cached_plan_pool_for_one_patient(platform: Any, client: Any) -> None:
+    """Over the served API (both databases): which pool each search takes, and the operator's switch; the answers
+    are the same either way."""
+    chosen: list[bool] = []
+    database = platform.database
+    original = database.read
+
+    def spying_read(search: bool = False) -> Any:
+        chosen.append(search)
+        return original(search=search)
+
+    database.read = spying_read
+    try:
+        patient = {"resourceType": "Patient", "id": "pc1", "name": [{"family": "Plan"}]}
+        assert (await client.put("/fhir/Patient/pc1", json=patient)).status_code in (200, 201)
+        observation = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+            "subject": {"reference": "Patient/pc1"},
+        }
+        assert (await client.post("/fhir/Observation", json=observation)).status_code == 201
+        answers = []
+        for cached in (True, False):
+            platform.router.cached_plans_for_one_patient = cached
+            for query, per_execution in (
+                ("subject=Patient/pc1", not cached),
+                ("subject=Patient/pc1&_sort=-date", True),
+                ("code=http://loinc.org|8480-6", True),
+            ):
+                chosen.clear()
+                response = await client.get(f"/fhir/Observation?{query}")
+                assert response.status_code == 200, response.text
+                assert True in chosen if per_execution else True not in chosen, (query, cached, chosen)
+                answers.append([e["resource"]["id"] for e in response.json().get("entry", [])])
+        assert answers[:3] == answers[3:] and all(len(found) == 1 for found in answers)
+    finally:
+        database.read = original
+        platform.router.cached_plans_for_one_patient = True

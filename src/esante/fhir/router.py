@@ -60,8 +60,11 @@ class FhirRouter:
         max_bundle_entries: int,
         auditor: Auditor | None = None,
         authenticator: ResourceServer | None = None,
+        *,
+        cached_plans_for_one_patient: bool = True,
     ) -> None:
         self.store = store
+        self.cached_plans_for_one_patient = cached_plans_for_one_patient
         self.service = service
         self.operations = operations
         self.auditor = auditor
@@ -172,7 +175,9 @@ class FhirRouter:
                 await self.auditor.flush()  # readers of the trail see every event already answered for
             # a search planned with its values takes a connection of the pool that plans every statement anew;
             # one scoped to a patient in the default order keeps cached plans (search/plan_choice.py)
-            per_execution = _is_search(parts) and plan_depends_on_values(parts, request.query)
+            per_execution = _is_search(parts) and (
+                not self.cached_plans_for_one_patient or plan_depends_on_values(parts, request.query)
+            )
             if per_execution and self._needs_token(request):
                 # the token's checks (a dozen statements keyed on ids) on a connection that keeps their generic
                 # plans: on the search connection PostgreSQL would plan each anew (~0.5-1 ms apiece, ~4 ms a search)
