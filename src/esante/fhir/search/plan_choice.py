@@ -15,6 +15,12 @@ patient's index rows first, then the other conditions on those few rows. Measure
 and only these, go to the pool of cached plans; anything else (a ``_sort``, several or no patients, a modifier
 that leaves the patient, ``_has``, a POST ``_search`` whose parameters are in the body) stays planned per
 execution. PostgreSQL itself still decides, after five custom plans, whether the generic one is good enough.
+
+The risk kept: PostgreSQL picks the generic plan by its *estimated* cost, and an estimate made without the values
+can be wrong — the sorted shape above went bad because a generic token equality (one LOINC type) is estimated as
+rare while it matches a tenth of the documents. The unsorted shapes measured (the ITI-67 mix, the REST benchmark's
+Observation searches) all kept the patient first; on other data a shape could not. The setting
+``search_cached_plans_for_one_patient = false`` plans every search with its values again.
 """
 
 from __future__ import annotations
