@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from esante.blobs import BlobNotFound, BlobStore, DeleteOutcome, MasterKey, VerifyStatus
 from esante.blobs.maintenance import verify_all
@@ -99,3 +103,32 @@ def test_one_store_shared_by_threads(store: BlobStore) -> None:
         infos = list(pool.map(store.put, documents))
         contents = list(pool.map(lambda info: store.read_bytes(info.address), infos))
     assert contents == documents
+
+
+def test_a_key_record_zeroed_by_a_destruction_while_read_is_gone_not_damaged(
+    root: Path, key1: MasterKey, monkeypatch: Any
+) -> None:
+    """The interleaving the churn above hits now and then, made certain: a reader has the blob's directory open and
+    reads its key record while a destruction has renamed the directory away and is zeroing the record in place
+    (its data object not removed yet). The blob is reported gone, never damaged."""
+    from esante.blobs import local
+
+    store = open_store(root, key1)
+    original = local._read_file
+    address = ""
+
+    def read_during_destruction(name: str, dir_fd: int) -> bytes:
+        record = original(name, dir_fd)
+        if name != local.KEY:
+            return record
+        monkeypatch.setattr(local, "_read_file", original)
+        backend = store.backend
+        os.rename(backend.path_of(address), backend.tmp / "del-under-way")  # the destruction's first step
+        return b"\0" * len(record)  # what the reader sees while the record is being zeroed
+
+    for read in (store.stat, store.open):
+        address = store.put(os.urandom(30_000)).address
+        monkeypatch.setattr(local, "_read_file", read_during_destruction)
+        with pytest.raises(BlobNotFound):
+            read(address)
+        shutil.rmtree(store.backend.tmp / "del-under-way")

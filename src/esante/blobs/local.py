@@ -146,10 +146,27 @@ class LocalDiskBackend:
             linked = False
         return BlobIntegrityError(address, f"its {what} is missing") if linked else BlobNotFound(address)
 
+    def _still_there(self, address: str, fd: int) -> None:
+        """BlobNotFound unless the directory we hold is still the blob at ``address``.
+
+        A destruction renames the directory away before it zeroes the key record in place: a reader that opened the
+        directory just before could read a record being zeroed (seen as "not JSON" by the interleaved put/read/delete
+        test). Checked after the reads, the directory still standing at the address proves that the zeroing had not
+        begun when they ended; otherwise the blob was destroyed meanwhile and is reported gone, never damaged.
+        """
+        try:
+            linked = os.stat(self.path_of(address)).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            linked = False
+        if not linked:
+            raise BlobNotFound(address)
+
     def read_key(self, address: str) -> bytes:
         fd = self._open_dir(address)
         try:
-            return _read_file(KEY, fd)
+            record = _read_file(KEY, fd)
+            self._still_there(address, fd)
+            return record
         except FileNotFoundError as error:
             raise self._missing(address, fd, "key record") from error
         finally:
@@ -168,6 +185,11 @@ class LocalDiskBackend:
                 data = os.open(DATA, os.O_RDONLY, dir_fd=fd)
             except FileNotFoundError as error:
                 raise self._missing(address, fd, "data object") from error
+            try:
+                self._still_there(address, fd)
+            except BlobNotFound:
+                os.close(data)
+                raise
             return record, os.fdopen(data, "rb")
         finally:
             os.close(fd)
