@@ -71,8 +71,9 @@ def _plan(registry: Registry) -> tuple[_Step, ...] | None:
     return tuple(plan)
 
 
-def _walk(value: Any, keys: tuple[str, ...]) -> list[Any]:
-    """FHIRPath member navigation: lists flattened at every step, nulls dropped, non-objects not entered."""
+def walk_members(value: Any, keys: tuple[str, ...]) -> list[Any]:
+    """FHIRPath member navigation: lists flattened at every step, nulls dropped, non-objects not entered (also the
+    patient compartment's fast path, compartment_paths.py)."""
     items = [value]
     for key in keys:
         found: list[Any] = []
@@ -107,10 +108,10 @@ def audit_event_index_rows(event: dict[str, Any], registry: Registry) -> IndexRo
     rows = _Rows()
     for code, adder, keys, node_type in plan:
         if keys:
-            values = _walk(event, keys)
+            values = walk_members(event, keys)
         else:
-            values = [v for v in _walk(event, ("agent", "who")) if _names_patient(v)]
-            values += [v for v in _walk(event, ("entity", "what")) if _names_patient(v)]
+            values = [v for v in walk_members(event, ("agent", "who")) if _names_patient(v)]
+            values += [v for v in walk_members(event, ("entity", "what")) if _names_patient(v)]
         for value in values:
             _add(adder, rows, code, 0, Node(value, node_type, node_type), "AuditEvent")
     return rows.result()

@@ -21,6 +21,7 @@ import re
 from functools import cache
 from typing import Any
 
+from esante.fhir.audit_event_index import walk_members
 from esante.fhir.definitions import Registry
 from esante.fhir.indexing import _cut
 from esante.fhir.values import parse_reference
@@ -51,25 +52,6 @@ def _paths(registry: Registry, res_type: str) -> tuple[tuple[bool, tuple[str, ..
     return tuple(paths) if not codes else None
 
 
-def _walk(value: Any, keys: tuple[str, ...]) -> list[Any]:
-    """FHIRPath member navigation: lists flattened at every step, nulls dropped, non-objects not entered."""
-    items = [value]
-    for key in keys:
-        found: list[Any] = []
-        for item in items:
-            if type(item) is not dict:
-                continue
-            child = item.get(key)
-            if child is None:
-                continue
-            if type(child) is list:
-                found.extend(x for x in child if x is not None)
-            else:
-                found.append(child)
-        items = found
-    return items
-
-
 def compartment_patients(resource: dict[str, Any], registry: Registry) -> tuple[str, ...] | None:
     """``Patient/id`` of each patient whose compartment holds ``resource`` (first-seen order, no duplicates), or
     None when this fast path does not apply (then extract generically)."""
@@ -81,7 +63,7 @@ def compartment_patients(resource: dict[str, Any], registry: Registry) -> tuple[
         return None
     found: dict[str, None] = {}
     for filtered, keys in paths:
-        for node in _walk(resource, keys):
+        for node in walk_members(resource, keys):
             if type(node) is str and not filtered:  # a uri where a Reference was expected: read as the index does
                 ref = node.partition("|")[0]
             elif type(node) is dict and isinstance(node.get("reference"), str):
