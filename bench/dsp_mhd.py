@@ -49,6 +49,7 @@ from rich.table import Table
 
 from bench.databases import reset
 from bench.machine import describe, process_cpu_seconds, process_tree, server_role
+from bench.run import run_wrk
 from esante.config import Settings
 from esante.db.engine import create_database
 from esante.demo import register_system_client
@@ -226,6 +227,10 @@ def _append_run(section: str, results: dict[str, Any], labels: dict[str, str], a
         name = "physician" if who == "physician" else "establishment"
         run[f"{name}_sequential"] = {k: results[label]["sequential"][k] for k in ("p50_ms", "p99_ms")}
         run[f"{name}_{args.clients}_clients_rps"] = results[label][f"{args.clients}_clients"]["requests_per_second"]
+        for key in ("wrk_1_connections", f"wrk_{args.clients}_connections"):
+            if key in results[label]:
+                lean = results[label][key]
+                run[f"{name}_{key}"] = {k: lean[k] for k in ("p50_ms", "p99_ms", "req_per_s", "non_2xx")}
     current.setdefault(section, []).append(run)
     RESULTS.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
 
@@ -699,6 +704,7 @@ def search(args: argparse.Namespace) -> None:
     made = asyncio.run(tokens())
     rng = random.Random(67)
     queries = _queries(rng, patients)
+    (data_dir / "dsp_queries.txt").write_text("\n".join(queries) + "\n")  # for wrk (bench/wrk/dsp_search.lua)
     server = _start_server(url, args.port, args.workers, data_dir, ESANTE_DSP_ESTABLISHMENT_READS="true")
     results: dict[str, Any] = {}
     labels = {"system": "establishment (no DSP rule in the SQL)", "physician": "trusted-circle physician (DSP rule)"}
@@ -729,12 +735,20 @@ def search(args: argparse.Namespace) -> None:
                 shape = "&".join(sorted({item.partition("=")[0] for item in query.split("&")}))
                 by_shape.setdefault(shape, []).append(latency)
             loaded = asyncio.run(_concurrent(fhir, made[who], queries, args.clients, args.duration))
+            # the same mix from wrk (C, a few % of one core): the server's latency without the Python client's
+            # own CPU on this 2-core machine (httpx: ~1 ms a request, competing with the server for the cores)
+            lean = {
+                f"wrk_{n}_connections": run_wrk("dsp_search.lua", args.port, round(args.wrk_duration), n, data_dir,
+                                                made[who])
+                for n in (1, args.clients)
+            }  # fmt: skip
             results[label] = {
                 "sequential": {**_percentiles(latencies), "documents_per_search": round(per_search, 2)},
                 "sequential_by_query_shape": {
                     shape: {"n": len(values), **_percentiles(values)} for shape, values in sorted(by_shape.items())
                 },
                 f"{args.clients}_clients": loaded,
+                **lean,
             }
             console.print(label, results[label])
     finally:
@@ -759,12 +773,15 @@ def search(args: argparse.Namespace) -> None:
     result["sequential_cpu_ms_per_search_by_process"] = process_cpu
     _save(f"search_{args.documents}", result)
     _append_run(f"search_{args.documents}_runs", results, labels, args)
-    table = Table("caller", "p50 ms", "p99 ms", f"req/s ({args.clients} clients)", f"p99 ms ({args.clients})")
+    table = Table("caller", "p50 ms", "p99 ms", f"req/s ({args.clients} clients)", f"p99 ms ({args.clients})",
+                  "wrk 1 conn p50/p99 ms", f"wrk {args.clients} conn req/s")  # fmt: skip
     for label, values in results.items():
         loaded = values[f"{args.clients}_clients"]
+        one, many = values["wrk_1_connections"], values[f"wrk_{args.clients}_connections"]
         table.add_row(
             label, str(values["sequential"]["p50_ms"]), str(values["sequential"]["p99_ms"]),
             str(loaded["requests_per_second"]), str(loaded["p99_ms"]),
+            f"{one['p50_ms']:.2f} / {one['p99_ms']:.2f}", str(many["req_per_s"]),
         )  # fmt: skip
     console.print(table)
 
@@ -785,6 +802,7 @@ def main() -> None:
     two.add_argument("--queries", type=int, default=2000)
     two.add_argument("--clients", type=int, default=8)
     two.add_argument("--duration", type=float, default=30)
+    two.add_argument("--wrk-duration", type=float, default=20, help="seconds of each wrk run (1 and --clients)")
     two.add_argument("--settle", type=float, default=30, help="seconds to let the server's start-up work finish")
     two.add_argument("--load-workers", type=int, default=os.cpu_count() or 2)
     two.add_argument("--data-dir", default="")

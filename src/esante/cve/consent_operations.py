@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from esante.cve.access_caller import practitioner_content
 from esante.cve.consent import CONSENT_SYSTEM, VACCINATOR, build_authorisation, is_cve_consent, is_vaccinator, revoked
 from esante.cve.context import CveContext
 from esante.cve.parameters import Param, read_parameters
@@ -25,6 +24,7 @@ from esante.fhir.errors import FhirError, Issue, bad_request, not_found
 from esante.fhir.model import StoredResource
 from esante.fhir.operations import OperationCall, OperationDefinition
 from esante.hpd.model import EHEALTH_ID_SYSTEM
+from esante.hpd.practitioner_lookup import practitioner_content
 
 __all__ = ["consent_operations"]
 

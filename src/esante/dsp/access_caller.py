@@ -2,7 +2,8 @@
 
 For a professional's token, or a system client's token acting for one (IUA ``national_provider_identifier``), one
 statement finds their Practitioner — by the token's ``fhirUser`` (``Practitioner/x``), else by the eHealthID in the
-directory — and its profession (``Practitioner.qualification`` coded in ``urn:esante:hpd:profession``); a second
+directory, read once per request for every service's check (``hpd/practitioner_lookup.py``) — and its profession
+(``Practitioner.qualification`` coded in ``urn:esante:hpd:profession``); a second
 one their PractitionerRoles and which kinds of grant they hold in force for some patient (one indexed probe per
 kind). They are recorded in ``caller.attributes`` (``dsp_practitioner``, ``dsp_professions``, ``dsp_roles``,
 ``dsp_kinds``): the rule leaves out of its SQL the ways in the professional does not have (a professional in nobody's
@@ -16,23 +17,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
 from esante.db.engine import Connection
 from esante.dsp.access_rule import KINDS, PRACTITIONER, PROFESSIONS, ROLES
 from esante.dsp.context import DspContext
 from esante.dsp.grants_model import Kind
 from esante.hpd.model import EHEALTH_ID_SYSTEM, PROFESSION_SYSTEM
+from esante.hpd.practitioner_lookup import practitioner_content, practitioner_for_request
 from esante.security.policy import Caller
 from esante.security.standing import professional_of_token
 from esante.security.tokens import TokenClaims
-
-_BY_ID = "SELECT res_id, content FROM resource WHERE res_type = 'Practitioner' AND res_id = ? AND is_current"
-_BY_EHEALTH_ID = (
-    "SELECT r.res_id, r.content FROM idx_token t JOIN resource r ON r.rid = t.rid AND r.is_current"
-    " WHERE t.res_type = 'Practitioner' AND t.param = 'identifier' AND t.system = ? AND t.code = ?"
-    " ORDER BY r.res_id LIMIT 1"
-)
 
 
 def professions_of(practitioner: dict[str, Any]) -> tuple[str, ...]:
@@ -74,24 +67,11 @@ def practitioner_identity(practitioner: dict[str, Any]) -> tuple[str | None, str
     return human_name(practitioner), ehealth_id
 
 
-async def _practitioner_row(
-    conn: Connection, practitioner_id: str | None, ehealth_id: str | None
-) -> tuple[str, dict[str, Any]] | None:
-    row = None
-    if practitioner_id:
-        row = await conn.fetchrow(_BY_ID, (practitioner_id,))
-    if row is None and ehealth_id:
-        row = await conn.fetchrow(_BY_EHEALTH_ID, (EHEALTH_ID_SYSTEM, ehealth_id))
-    if row is None or row[1] is None:
-        return None
-    return str(row[0]), orjson.loads(bytes(row[1]))
-
-
 async def find_practitioner(
     conn: Connection, practitioner_id: str | None, ehealth_id: str | None
 ) -> tuple[str, tuple[str, ...]] | None:
     """(Practitioner id, professions) of a professional named by id and/or eHealthID; None when unknown."""
-    found = await _practitioner_row(conn, practitioner_id, ehealth_id)
+    found = await practitioner_content(conn, practitioner_id, ehealth_id)
     return (found[0], professions_of(found[1])) if found is not None else None
 
 
@@ -118,11 +98,19 @@ TokenCheck = Callable[[TokenClaims, Caller, Connection], Awaitable[None]]
 
 
 async def professional_attributes(
-    conn: Connection, context: DspContext, practitioner_id: str | None, ehealth_id: str | None
+    conn: Connection,
+    context: DspContext,
+    practitioner_id: str | None,
+    ehealth_id: str | None,
+    caller: Caller | None = None,
 ) -> dict[str, Any]:
     """The caller attributes the access rule reads, for the professional named by id and/or eHealthID (and their
     name and eHealthID, with which the access log names them: read here, where the Practitioner is read anyway)."""
-    found = await _practitioner_row(conn, practitioner_id, ehealth_id)
+    found = (
+        await practitioner_for_request(conn, caller, practitioner_id, ehealth_id)
+        if caller is not None
+        else await practitioner_content(conn, practitioner_id, ehealth_id)
+    )
     if not found:
         return {PRACTITIONER: "", PROFESSIONS: ()}
     now = context.now()
@@ -145,6 +133,8 @@ def dsp_token_check(context: DspContext) -> TokenCheck:
     async def check(claims: TokenClaims, caller: Caller, conn: Connection) -> None:
         who = professional_of_token(claims)
         if who is not None:
-            caller.attributes.update(await professional_attributes(conn, context, who.practitioner_id, who.ehealth_id))
+            caller.attributes.update(
+                await professional_attributes(conn, context, who.practitioner_id, who.ehealth_id, caller)
+            )
 
     return check
