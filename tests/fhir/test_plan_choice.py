@@ -1,4 +1,4 @@
-"""Which searches keep PostgreSQL's cached plans: one patient, the default order (search/plan_choice.py)."""
+"""Which searches keep PostgreSQL's cached plans: those about one patient (search/plan_choice.py)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,20 @@ DOCS = ["DocumentReference"]
         (["Observation"], [("subject", "Patient/p1"), ("code", "http://loinc.org|1-8")]),
         (["Patient", "p1", "DocumentReference"], [("status", "current")]),
         (DOCS, [("patient", "p1"), ("_include", "DocumentReference:author")]),
+        # sorted: its other conditions are probes of the patient's rows (test_one_patient_probes.py)
+        (DOCS, [("patient", "p1"), ("type", "http://loinc.org|11488-4"), ("_sort", "-date")]),
+        (["Patient", "p1", "DocumentReference"], [("_sort", "-date"), ("_count", "10")]),
     ],
 )
-def test_one_patient_in_the_default_order_keeps_cached_plans(parts: list[str], query: list[tuple[str, str]]) -> None:
+def test_one_patient_keeps_cached_plans(parts: list[str], query: list[tuple[str, str]]) -> None:
     assert plan_depends_on_values(parts, query) is False
 
 
 @pytest.mark.parametrize(
     "parts, query",
     [
-        (DOCS, [("patient", "p1"), ("type", "http://loinc.org|11488-4"), ("_sort", "-date")]),  # 25 ms generic
         (DOCS, [("status", "current")]),  # no patient
+        (DOCS, [("status", "current"), ("_sort", "-date")]),
         (DOCS, []),
         (DOCS, [("patient", "p1,p2")]),  # several patients
         (DOCS, [("patient", "p1"), ("patient", "p2")]),
@@ -77,7 +80,7 @@ async def test_the_router_takes_the_cached_plan_pool_for_one_patient(platform: A
             platform.router.cached_plans_for_one_patient = cached
             for query, per_execution in (
                 ("subject=Patient/pc1", not cached),
-                ("subject=Patient/pc1&_sort=-date", True),
+                ("subject=Patient/pc1&_sort=-date", not cached),
                 ("code=http://loinc.org|8480-6", True),
             ):
                 chosen.clear()

@@ -34,6 +34,7 @@ from esante.fhir.patch import apply_fhirpath_patch, apply_json_patch
 from esante.fhir.search.compile import Cond
 from esante.fhir.search.execute import execute_search
 from esante.fhir.search.parse import SearchRequest, parse_search
+from esante.fhir.search.plan_choice import scoped_to_one_patient
 from esante.fhir.search.summary import apply_summary
 from esante.fhir.store import StoreSession, check_if_match
 from esante.fhir.validation import validate_resource
@@ -429,7 +430,12 @@ class FhirService:
         request.filters = self.policy.secure_filters(ctx, request.filters)
         await session.flush()
         await session.plan_searches_per_execution()
-        result = await execute_search(session.conn, request, compartment=compartment, access=access)
+        one_patient = scoped_to_one_patient(
+            query, in_patient_compartment=compartment is not None and compartment[0] == "Patient"
+        )
+        result = await execute_search(
+            session.conn, request, compartment=compartment, access=access, one_patient=one_patient
+        )
         if result.included:
             result.included = await self.policy.filter_visible(
                 session, lambda t: self._include_decision(ctx, t), result.included

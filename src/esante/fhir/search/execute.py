@@ -104,12 +104,15 @@ async def execute_search(
     *,
     compartment: tuple[str, str] | None = None,
     access: Cond | None = None,
+    one_patient: bool = False,
 ) -> SearchResult:
     """Run ``request``: the page of matches, the included resources and the total.
 
     ``access`` is the policy's condition (what the caller may see): part of the WHERE clause of the page and of
     the total, so neither ever counts a resource the caller may not see. Included resources are filtered by the
-    caller of this function (they are neither paged nor counted).
+    caller of this function (they are neither paged nor counted). ``one_patient``: the search is about one
+    patient (``plan_choice.scoped_to_one_patient``); on PostgreSQL its other index conditions are then probes of
+    the patient's rows (``where_clause``'s ``probes``), whatever plan runs it.
     """
     conds = list(request.filters)
     if compartment is not None:
@@ -118,9 +121,10 @@ async def execute_search(
     if access is not None:
         conds.append(access)
     result = SearchResult(matches=[], offset=request.offset, count=request.count, link_params=list(request.link_params))
+    probes = one_patient and conn.dialect.is_postgres
     if request.count > 0:
         limit = request.count + 1
-        sql, params = select_matches(request.res_types, conds, request.sort, limit, request.offset)
+        sql, params = select_matches(request.res_types, conds, request.sort, limit, request.offset, probes=probes)
         rows = await conn.fetch(sql, params)
         result.has_next = len(rows) > request.count
         result.matches = [row_to_stored(r) for r in rows[: request.count]]
@@ -129,24 +133,26 @@ async def execute_search(
         if page_shows_end:
             result.total = request.offset + len(result.matches)
         elif request.total_mode == "estimate" and conn.dialect.is_postgres:
-            result.total = await _estimate(conn, request, conds, result)
+            result.total = await _estimate(conn, request, conds, result, probes)
         else:
-            sql, params = count_matches(request.res_types, conds)
+            sql, params = count_matches(request.res_types, conds, probes=probes)
             result.total = int(await conn.fetchval(sql, params))
     if request.includes and result.matches:
         result.included = await _includes(conn, request.includes, result.matches)
     return result
 
 
-async def _estimate(conn: Connection, request: SearchRequest, conds: list[Cond], result: SearchResult) -> int:
-    where, params = where_clause(request.res_types, conds)
+async def _estimate(
+    conn: Connection, request: SearchRequest, conds: list[Cond], result: SearchResult, probes: bool
+) -> int:
+    where, params = where_clause(request.res_types, conds, probes=probes)
     floor = request.offset + len(result.matches) + (1 if result.has_next else 0)
     try:
         plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", params)
         data = json.loads(plan) if isinstance(plan, str) else plan
         rows = int(data[0]["Plan"]["Plan Rows"])
     except Exception:  # an estimate must never fail the search
-        sql, count_params = count_matches(request.res_types, conds)
+        sql, count_params = count_matches(request.res_types, conds, probes=probes)
         return int(await conn.fetchval(sql, count_params))
     return max(rows, floor)
 
