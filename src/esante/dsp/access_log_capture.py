@@ -229,12 +229,15 @@ class AccessLogCapture:
         """The ways in ``pro`` holds for ``patient`` now: grants in force (an emergency unless opted out), and
         authorship of one of the patient's documents; a block leaves only authorship. None: the patient has no DSP.
 
-        One statement, shaped so that PostgreSQL keeps a generic plan for it (planned once per connection): the
-        authorship probe reads the index rows only — they exist for current, undeleted documents alone, so no
-        join to ``resource`` is needed — which keeps the generic plan's estimate below the custom plans' (with the
-        join, every execution was planned anew: ~0.8 ms of a physician's search)."""
+        One statement, shaped so that PostgreSQL keeps a generic plan for it (planned once per connection, where
+        planning it costs ~0.8 ms a search): the authorship probe reads the index rows only — they exist for
+        current, undeleted documents alone, so no join to ``resource`` is needed — one document at a time up to the
+        first authored (``LIMIT 1``, the author check a row probe): its estimated cost no longer depends on how
+        many documents the plan expects the patient to have, so the generic plan is never estimated dearer than the
+        custom ones (it was by 20 %, on 1.46 M documents, and PostgreSQL re-planned it at every search)."""
         kinds = ", ".join(f"'{k.value}'" for k in (*WAYS, Kind.BLOCK))
-        authored, author_params = q.authored(pro.practitioner, "author", pro.roles)
+        probe = conn.dialect.is_postgres  # (SQLite plans every statement anew and knows no OFFSET without LIMIT)
+        authored, author_params = q.authored(pro.practitioner, "author", pro.roles, probe=probe)
         rows = await conn.fetch(
             f"SELECT '{_RECORD}' FROM dsp_record WHERE patient_id = ?"
             " UNION ALL SELECT g.kind FROM dsp_grant g WHERE g.practitioner_id = ? AND g.patient_id = ?"
@@ -243,9 +246,9 @@ class AccessLogCapture:
             " UNION ALL SELECT o.kind FROM dsp_grant o WHERE o.patient_id = ?"
             f" AND o.kind = '{Kind.EMERGENCY_OPT_OUT.value}' AND o.status = 'active'"
             " AND (o.starts_at IS NULL OR o.starts_at <= ?) AND (o.ends_at IS NULL OR o.ends_at > ?)"
-            " UNION ALL SELECT 'author' WHERE EXISTS (SELECT 1 FROM idx_reference pt"
+            " UNION ALL SELECT 'author' FROM (SELECT 1 FROM idx_reference pt"
             " WHERE pt.res_type = 'DocumentReference' AND pt.param = 'patient'"
-            f" AND pt.target_type = 'Patient' AND pt.target_id = ? AND {authored.replace('{r}', 'pt')})",
+            f" AND pt.target_type = 'Patient' AND pt.target_id = ? AND {authored.replace('{r}', 'pt')} LIMIT 1) a",
             [patient, pro.practitioner, patient, now, now, patient, now, now, patient, *author_params],
         )
         held = {str(row[0]) for row in rows}

@@ -102,11 +102,13 @@ def _author_condition(practitioner: str, param: str, roles: tuple[str, ...] | No
     )
 
 
-def authored(practitioner: str, param: str, roles: tuple[str, ...] | None = None) -> Sql:
+def authored(practitioner: str, param: str, roles: tuple[str, ...] | None = None, *, probe: bool = False) -> Sql:
     """A resource whose ``param`` (``author`` of a DocumentReference, ``source`` of a List) names ``practitioner``
-    or one of their PractitionerRoles."""
+    or one of their PractitionerRoles. ``probe``: checked row by row (``OFFSET 0`` keeps PostgreSQL from making it
+    a join), for a statement that must stay on a cached generic plan."""
     condition, params = _author_condition(practitioner, param, roles)
-    return f"EXISTS (SELECT 1 FROM idx_reference dsp_a WHERE dsp_a.rid = {{r}}.rid AND {condition})", params
+    fence = " OFFSET 0" if probe else ""
+    return f"EXISTS (SELECT 1 FROM idx_reference dsp_a WHERE dsp_a.rid = {{r}}.rid AND {condition}{fence})", params
 
 
 def document_access(

@@ -19,7 +19,7 @@ LOINC = "http://loinc.org"
 
 @pytest.fixture
 async def records(kit: SearchKit) -> SearchKit:
-    """40 patients × 12 Observations; code 1-1 on nine in ten of them (common), 9-9 on the rest."""
+    """40 patients with 12 Observations each; code 1-1 on nine in ten of them (common), 9-9 on the rest."""
     patients = [{"resourceType": "Patient", "id": f"p{i}"} for i in range(40)]
     observations = [
         {
