@@ -351,24 +351,20 @@ class Renderer:
 
     def probe(self, cond: IndexCond, o: str) -> tuple[str, list[Any]]:
         """``cond`` as a check of the row ``o`` (see ``where_clause``'s ``probes``; PostgreSQL syntax)."""
-        x = self.alias("x")
-        tf, params = _type_filter(x, cond.res_types)
-        pred_sql, pred_params = cond.pred.render(x)
-        sql = (
-            f"EXISTS (SELECT 1 FROM {INDEX_TABLES[cond.kind]} {x} WHERE {x}.rid = {o}.rid"
-            f" AND {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql}) OFFSET 0)"
-        )
-        return sql, [*params, *pred_params]
+        x, rows, params = self._index_rows(cond)
+        return f"EXISTS (SELECT 1 FROM {rows} AND {x}.rid = {o}.rid OFFSET 0)", params
 
     def _index_select(self, cond: IndexCond) -> tuple[str, list[Any]]:
+        x, rows, params = self._index_rows(cond)
+        return f"SELECT {x}.rid FROM {rows}", params
+
+    def _index_rows(self, cond: IndexCond) -> tuple[str, str, list[Any]]:
+        """(alias, ``table alias WHERE ...`` of the index rows matching ``cond``, parameters)."""
         x = self.alias("x")
         tf, params = _type_filter(x, cond.res_types)
         pred_sql, pred_params = cond.pred.render(x)
-        sql = (
-            f"SELECT {x}.rid FROM {INDEX_TABLES[cond.kind]} {x} "
-            f"WHERE {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql})"
-        )
-        return sql, [*params, *pred_params]
+        rows = f"{INDEX_TABLES[cond.kind]} {x} WHERE {tf} AND {x}.param = {lit(cond.param)} AND ({pred_sql})"
+        return x, rows, [*params, *pred_params]
 
     def _chain_select(self, cond: ChainCond) -> tuple[str, list[Any]]:
         x = self.alias("x")
