@@ -133,3 +133,24 @@ async def test_the_generic_plan_starts_from_the_patient(records: SearchKit, stat
             assert "idx_reference" in plan, plan
         else:
             assert _joined_token_scans(plan), plan  # the ordinary form offers the code as a join input
+
+
+async def test_no_probes_where_the_values_plan_the_search(records: SearchKit) -> None:
+    """A connection that plans every statement with its values (the search pool, a write transaction, the setting
+    ``search_cached_plans_for_one_patient`` off) gets the ordinary form: the planner may start from a rare code."""
+    request = records.parse("Observation", QUERIES[0])
+    for search_pool, probed in ((False, True), (True, False)):
+        async with records.database.read(search=search_pool) as conn:
+            if not conn.dialect.is_postgres:
+                pytest.skip("SQLite plans every statement with its values: never probes")
+            sent: list[str] = []
+            fetch = conn.fetch
+
+            async def recording(sql: str, params: Any = (), fetch: Any = fetch, sent: list[str] = sent) -> Any:
+                sent.append(sql)
+                return await fetch(sql, params)
+
+            conn.fetch = recording  # type: ignore[method-assign]
+            result = await execute_search(conn, request, one_patient=True)
+        assert [m.res_id for m in result.matches] == [f"o3-{n}" for n in (11, 9, 8, 7, 6, 5, 4, 3, 2, 1)]
+        assert any("OFFSET 0" in sql for sql in sent) is probed, sent

@@ -111,8 +111,8 @@ async def execute_search(
     ``access`` is the policy's condition (what the caller may see): part of the WHERE clause of the page and of
     the total, so neither ever counts a resource the caller may not see. Included resources are filtered by the
     caller of this function (they are neither paged nor counted). ``one_patient``: the search is about one
-    patient (``plan_choice.scoped_to_one_patient``); on PostgreSQL its other index conditions are then probes of
-    the patient's rows (``where_clause``'s ``probes``), whatever plan runs it.
+    patient (``plan_choice.scoped_to_one_patient``); on a PostgreSQL connection that keeps generic plans its other
+    index conditions are then probes of the patient's rows (``where_clause``'s ``probes``).
     """
     conds = list(request.filters)
     if compartment is not None:
@@ -121,7 +121,10 @@ async def execute_search(
     if access is not None:
         conds.append(access)
     result = SearchResult(matches=[], offset=request.offset, count=request.count, link_params=list(request.link_params))
-    probes = one_patient and conn.dialect.is_postgres
+    # only where PostgreSQL may reuse a generic plan: planned with its values (the search pool, a write
+    # transaction, the setting search_cached_plans_for_one_patient off) the planner sees the values and may
+    # rightly start from a rare code among a patient's many rows
+    probes = one_patient and conn.dialect.is_postgres and not conn.custom_plans
     if request.count > 0:
         limit = request.count + 1
         sql, params = select_matches(request.res_types, conds, request.sort, limit, request.offset, probes=probes)

@@ -21,9 +21,11 @@ anything else (several or no patients, a modifier that leaves the patient, ``_ha
 parameters are in the body) stays planned per execution. PostgreSQL itself still decides, after five custom plans,
 whether the generic one is good enough.
 
-What is left to the planner: the access rule's conditions (the DSP rule's grants and record, written as correlated
-``EXISTS``) may still be joined in another order; measured, they are not. The setting
-``search_cached_plans_for_one_patient = false`` plans every search with its values again.
+The probes are written only where a generic plan may run the search (a connection of the ordinary pool): planned
+with its values, PostgreSQL may rightly start from a rare code among a patient's many rows. What is left to the
+planner: the access rule's conditions (the DSP rule's grants and record, written as correlated ``EXISTS``) may
+still be joined in another order; measured, they are not. The setting ``search_cached_plans_for_one_patient =
+false`` plans every search with its values again (and so without probes).
 """
 
 from __future__ import annotations
