@@ -8,29 +8,35 @@ Runs the ``bench.dsp_mhd`` query mix through the FHIR service in process (no HTT
 trusted-circle physician (the DSP rule in the SQL) or the establishment client, records every statement each
 search sends to PostgreSQL with its time, then prints the per-statement-shape times (p50/p99 per query kind) and
 ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest executions, with their parameter values — what to read before
-changing the rule's SQL or the indexes.
+changing the rule's SQL or the indexes. The per-shape times go to bench/results/dsp_explain.json, one section per
+caller (a run keeps the other caller's section).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import re
 import statistics
+import subprocess
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from bench.dsp_mhd import _queries
+from bench.machine import describe
 from esante.db import engine as db_engine
 from esante.db.engine import to_dollar_params
 from esante.fhir.search.plan_choice import plan_depends_on_values
 
 console = Console()
 URL = "postgresql://postgres@127.0.0.1:5432/bench_dsp_mhd_search"
+RESULTS = Path(__file__).resolve().parent / "results" / "dsp_explain.json"
 
 
 def _shape(query: str) -> str:
@@ -91,10 +97,13 @@ async def run(args: argparse.Namespace) -> None:
             for sql, params, ms in recorded:
                 slow.append((ms, sql, params, query))
         console.print(f"[bold]{args.caller}[/bold]: {len(queries) - 50} searches")
+        shapes: dict[str, dict[str, float]] = {}
         for shape, times in sorted(by_shape.items()):
             times.sort()
             p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
             console.print(f"  {shape:60} n={len(times):4} p50={statistics.median(times):6.2f} ms p99={p99:6.2f} ms")
+            shapes[shape] = {"n": len(times), "p50_ms": round(statistics.median(times), 2), "p99_ms": round(p99, 2)}
+        _save(args.caller, len(queries) - 50, shapes)
         slow.sort(key=lambda item: -item[0])
         async with platform.database.read(search=True) as conn:
             for ms, sql, params, query in slow[: args.slowest]:
@@ -107,6 +116,22 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         db_engine._PgConnection.fetch = original  # type: ignore[method-assign]
         await platform.database.close()
+
+
+def _save(caller: str, searches: int, shapes: dict[str, dict[str, float]]) -> None:
+    """One caller's per-shape times, with when, which commit and on what machine (the other caller's are kept)."""
+    current = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dsp_explain"}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    current[caller] = {
+        "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "commit": commit,
+        "machine": describe(),
+        "conditions": "in process, no HTTP, token check or audit; bench_dsp_mhd_search (1.46 M DocumentReferences)",
+        "searches": searches,
+        "by_query_shape": shapes,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
 
 
 async def _patient_count(database: Any) -> int:
