@@ -20,7 +20,6 @@ import json
 import random
 import re
 import statistics
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from bench.dsp_mhd import _queries
-from bench.machine import describe
+from bench.machine import current_commit, describe
 from esante.db import engine as db_engine
 from esante.db.engine import to_dollar_params
 from esante.fhir.search.plan_choice import plan_depends_on_values
@@ -121,7 +120,7 @@ async def run(args: argparse.Namespace) -> None:
 def _save(caller: str, searches: int, shapes: dict[str, dict[str, float]]) -> None:
     """One caller's per-shape times, with when, which commit and on what machine (the other caller's are kept)."""
     current = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dsp_explain"}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = current_commit()
     current[caller] = {
         "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "commit": commit,

@@ -48,7 +48,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.databases import reset
-from bench.machine import describe, process_cpu_seconds, process_tree, server_role
+from bench.machine import current_commit, describe, process_cpu_seconds, process_tree, server_role
 from bench.run import run_wrk
 from esante.config import Settings
 from esante.db.engine import create_database
@@ -215,7 +215,7 @@ def _append_run(section: str, results: dict[str, Any], labels: dict[str, str], a
     """One line per search run in ``section`` (the figures move from run to run on these shared machines: the
     docs quote the series, not one run), with the commit measured and the machine's speed that day."""
     current = json.loads(RESULTS.read_text())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = current_commit()
     run: dict[str, Any] = {
         "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "commit": commit,

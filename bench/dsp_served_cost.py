@@ -36,7 +36,7 @@ from typing import Any
 from rich.console import Console
 
 from bench.dsp_mhd import AUTHORS, CLIENT, _queries, _start_server, _stop, _token
-from bench.machine import describe, process_cpu_seconds, process_tree, server_role
+from bench.machine import current_commit, describe, process_cpu_seconds, process_tree, server_role
 from esante.config import Settings
 from esante.identifiers.ehealth_id import make_ehealth_id
 
@@ -132,7 +132,7 @@ def main() -> None:
                     time.sleep(10)  # the chainer catches up before the next round
     finally:
         _stop(server)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = current_commit()
     result = {
         "benchmark": "dsp_served_cost",
         "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),

@@ -74,6 +74,12 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
+def current_commit() -> str:
+    """The short hash of the checked-out commit, recorded with each result (the code a figure belongs to)."""
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip()
+
+
 def describe(pg_url: str | None = None) -> dict[str, Any]:
     cpu = "unknown"
     try:
